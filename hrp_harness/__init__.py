@@ -1,0 +1,1 @@
+"""HRP PostgreSQL platform harness (thin orchestration; the data work is SQL)."""
