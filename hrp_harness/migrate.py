@@ -1,0 +1,535 @@
+"""`invoke load`: the loss-free SQLite -> PostgreSQL migration (issue 3). Orchestration only.
+
+Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in functions/migration_*.sql):
+  1. source schema check   the SQLite file's tables/columns against data/sqlite/schema.sql
+  2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (which make
+                           pgloader 3.6 silently drop the rest of a table); such rows are kept out of
+                           pgloader in a working copy and staged as escaped JSON for the quarantine
+  3. staging               pgloader, one process per table (the spec's batch size each, two lanes),
+                           into migration_stage.* (UNLOGGED, all text); exit status never trusted:
+                           staged count(*) must equal the source's count(*) per table
+  4. transform             ONE transaction: map, quarantine, duplicates, orphans, insert/merge,
+                           keys, checksums, sequences, accounting; commit or roll back as a whole
+  5. report                rich table per source table + JSON file
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from . import HarnessError
+from .paths import REPO
+
+SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
+PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
+
+#: Source tables in dependency order (parents first) with the spec's batch sizes ("Migration Batch
+#: Sizes" table); the pgloader batch size of each table's load.
+TABLES = ("races", "horses", "users", "api_credentials", "predictions")
+BATCH_ROWS = {"races": 1000, "horses": 2000, "predictions": 5000, "users": 500, "api_credentials": 10}
+REJECTS = "hrp_preflight_rejects"
+# pg_advisory_lock key private to the loader: one load at a time per database.
+LOAD_LOCK_KEY = int.from_bytes(hashlib.sha256(b"hrp_load").digest()[:8], "big", signed=True)
+
+
+def sqlite_ident(name: str) -> str:
+    """SQLite identifier quoting (the names come from the checked schema, quoted anyway)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- 1. source schema check ------------------------------------------------------------------
+
+def expected_schema() -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, declared type)] of the spec's SQLite schema."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(SQLITE_SCHEMA.read_text())
+        return _schema_of(con)
+    finally:
+        con.close()
+
+
+def _schema_of(con: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
+    tables = [name for (name,) in con.execute(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' "
+        "order by name")]
+    return {t: [(row[1], row[2].upper()) for row in con.execute(f"pragma table_info({sqlite_ident(t)})")]
+            for t in tables}
+
+
+def check_source_schema(con: sqlite3.Connection, source: Path) -> None:
+    """Refuse a source whose tables or columns differ from the spec's: nothing is dropped silently."""
+    want = expected_schema()
+    have = _schema_of(con)
+    problems = []
+    for table in sorted(set(have) - set(want)):
+        problems.append(f"table {table!r} is not in the spec's schema; the mapping does not know it")
+    for table in sorted(set(want) - set(have)):
+        problems.append(f"table {table!r} is missing")
+    for table in sorted(set(want) & set(have)):
+        want_cols = {name.lower(): kind for name, kind in want[table]}
+        have_cols = {name.lower(): kind for name, kind in have[table]}
+        for col in have_cols.keys() - want_cols.keys():
+            problems.append(f"column {table}.{col} is not known to the mapping "
+                            f"(declared {have_cols[col] or 'without type'})")
+        for col in want_cols.keys() - have_cols.keys():
+            problems.append(f"expected column {table}.{col} ({want_cols[col]}) is missing")
+        for col in want_cols.keys() & have_cols.keys():
+            if want_cols[col] != have_cols[col]:
+                problems.append(f"column {table}.{col} is declared {have_cols[col]!r}, "
+                                f"the spec's schema says {want_cols[col]!r}")
+    if problems:
+        raise HarnessError(
+            f"source schema check failed for {source} (compared with {SQLITE_SCHEMA.relative_to(REPO)}):\n  "
+            + "\n  ".join(problems) + "\nnothing was loaded")
+
+
+# -- 2. preflight ----------------------------------------------------------------------------
+
+def _utf8_ok(value) -> int:
+    """SQLite UDF for the drill-down only: SQLite has no UTF-8 validator of its own."""
+    if value is None:
+        return 1
+    try:
+        bytes(value).decode("utf-8")
+        return 1
+    except UnicodeDecodeError:
+        return 0
+
+
+@dataclass
+class Preflight:
+    source_counts: dict[str, int]
+    rejects: dict[str, int]  # table -> rows kept out of pgloader
+    load_path: Path  # the file pgloader reads: the source itself, or a working copy
+    workdir: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def total_rejects(self) -> int:
+        return sum(self.rejects.values())
+
+
+def _escaped(col: str) -> str:
+    """SQL: a column value as JSON for source_row; bytes JSON cannot hold become {$hex, $type}."""
+    c = sqlite_ident(col)
+    return (f"case when typeof({c}) = 'blob' or (typeof({c}) = 'text' and (instr(cast({c} as blob), x'00') > 0 "
+            f"or not hrp_utf8_ok(cast({c} as blob)))) then json_object('$hex', hex({c}), '$type', typeof({c})) "
+            f"when typeof({c}) = 'real' then printf('%!.17g', {c}) else cast({c} as text) end")
+
+
+def preflight(source: Path, workroot: Path) -> Preflight:
+    """Counts, schema check, and the rows pgloader cannot carry (by SQL queries, no row loops)."""
+    started = time.monotonic()
+    if not source.is_file():
+        raise HarnessError(f"--sqlite {source}: no such file")
+    try:
+        con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        con.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"--sqlite {source}: not a readable SQLite database ({exc})") from None
+    try:
+        encoding = con.execute("pragma encoding").fetchone()[0]
+        if encoding != "UTF-8":
+            raise HarnessError(f"{source}: database encoding is {encoding}; the loader reads UTF-8 files only "
+                               f"(convert with: sqlite3 {source} .dump | sqlite3 -cmd 'pragma encoding=\"UTF-8\"' new.db)")
+        check_source_schema(con, source)
+        con.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
+        schema = expected_schema()
+        counts = {t: con.execute(f"select count(*) from {sqlite_ident(t)}").fetchone()[0] for t in TABLES}
+        bad: list[tuple[str, str]] = []  # (table, SQL selecting id, reason)
+        for table in TABLES:
+            cols = [name for name, _ in schema[table] if name != "id"]
+            t = sqlite_ident(table)
+            # one pass: BLOBs and NULs per column, and every text value joined by newlines (a
+            # separator that cannot complete a broken UTF-8 sequence) for one UTF-8 decode
+            exprs = []
+            for col in cols:
+                c = sqlite_ident(col)
+                exprs.append(f"sum(typeof({c}) = 'blob')")
+                exprs.append(f"sum(typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0)")
+            joined = " || x'0a' || ".join(
+                f"coalesce(case when typeof({sqlite_ident(c)}) = 'text' then cast({sqlite_ident(c)} as blob) end, x'')"
+                for c in cols)
+            row = con.execute(f"select {', '.join(exprs)}, cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
+            text_blob = row[-1] or b""
+            try:
+                bytes(text_blob).decode("utf-8")
+                utf8_bad = False
+            except UnicodeDecodeError:
+                utf8_bad = True
+            for i, col in enumerate(cols):
+                c = sqlite_ident(col)
+                if row[2 * i]:
+                    bad.append((table, f"select id, '{col}: BLOB value (no BLOB columns in the target)' "
+                                       f"from {t} where typeof({c}) = 'blob'"))
+                if row[2 * i + 1]:
+                    bad.append((table, f"select id, '{col}: NUL byte in text' from {t} "
+                                       f"where typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0"))
+                if utf8_bad:
+                    bad.append((table, f"select id, '{col}: invalid UTF-8' from {t} where typeof({c}) = 'text' "
+                                       f"and instr(cast({c} as blob), x'00') = 0 and not hrp_utf8_ok(cast({c} as blob))"))
+        if not bad:
+            return Preflight(counts, {t: 0 for t in TABLES}, source, None, time.monotonic() - started)
+        # a working copy without the unloadable rows, plus the table of them (escaped) for pgloader
+        workdir = Path(tempfile.mkdtemp(prefix="hrp-load-", dir=workroot))
+        work = workdir / "source-without-rejects.sqlite"
+        dest = sqlite3.connect(work)
+        con.backup(dest)
+        dest.close()
+    finally:
+        con.close()
+    wcon = sqlite3.connect(work, isolation_level=None)
+    try:
+        wcon.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
+        wcon.execute("begin")
+        wcon.execute("create temp table hrp_bad (tbl text, id integer, reason text)")
+        for table, select in bad:
+            wcon.execute(f"insert into hrp_bad select '{table}', * from ({select})")
+        wcon.execute(f"create table {REJECTS} (source_table text, source_id integer, reason text, source_row text)")
+        rejects = {}
+        for table in TABLES:
+            t = sqlite_ident(table)
+            cols = [name for name, _ in schema[table]]
+            obj = ", ".join(f"'{col}', {_escaped(col)}" for col in cols)
+            wcon.execute(
+                f"insert into {REJECTS} select '{table}', b.id, b.reason, json_object({obj}) "
+                f"from (select id, group_concat(reason, '; ') as reason from hrp_bad where tbl = '{table}' "
+                f"group by id) as b join {t} on {t}.id = b.id")
+            wcon.execute(f"delete from {t} where id in (select id from hrp_bad where tbl = '{table}')")
+            rejects[table] = wcon.execute(
+                f"select count(*) from {REJECTS} where source_table = '{table}'").fetchone()[0]
+        wcon.execute("commit")
+    finally:
+        wcon.close()
+    return Preflight(counts, rejects, work, workdir, time.monotonic() - started)
+
+
+# -- 3. staging with pgloader ----------------------------------------------------------------
+
+def pgloader_target(dsn: str) -> tuple[str, dict[str, str]]:
+    """pgloader's target URL and environment (password through PGPASSWORD: pgloader does not
+    decode URL escapes, so names must be plain)."""
+    params = conninfo_to_dict(dsn)
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER") or "postgres"
+    dbname = params.get("dbname")
+    if not dbname:
+        raise HarnessError("the target DSN must name a database")
+    for what, value in (("user", user), ("database", dbname), ("host", host)):
+        if not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+            raise HarnessError(f"pgloader cannot take {what} {value!r} in its URL (URL escapes are not "
+                               "decoded); use a plain name")
+    if host.startswith("/"):
+        host = f"unix:{host}"
+    env = dict(os.environ)
+    env.pop("PGPASSWORD", None)
+    if params.get("password"):
+        env["PGPASSWORD"] = params["password"]
+    return f"postgresql://{user}@{host}:{port}/{dbname}", env
+
+
+def render_pgloader(source: Path, target_url: str, table: str, batch_rows: int) -> str:
+    text = PGLOADER_TEMPLATE.read_text()
+    values = {"SOURCE": str(source), "TARGET": target_url, "TABLE": table, "BATCH_ROWS": str(batch_rows)}
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        raise HarnessError(f"{PGLOADER_TEMPLATE}: unknown template variable left: {text[text.index('{{'):][:30]}")
+    return text
+
+
+@dataclass
+class Staging:
+    seconds: float
+    per_table: dict[str, dict] = field(default_factory=dict)
+    logdir: Path | None = None
+
+
+def stage(dsn: str, pre: Preflight, logdir: Path, echo=print) -> Staging:
+    """pgloader into migration_stage (truncated first); two lanes: predictions | everything else."""
+    started = time.monotonic()
+    if shutil.which("pgloader") is None:
+        raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
+    tables = list(TABLES) + ([REJECTS] if pre.total_rejects else [])
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in [*TABLES, REJECTS]:
+            conn.execute(psycopg.sql.SQL("truncate migration_stage.{}").format(psycopg.sql.Identifier(table)))
+    url, env = pgloader_target(dsn)
+    logdir.mkdir(parents=True, exist_ok=True)
+    lanes = [["predictions"], [t for t in tables if t != "predictions"]]
+
+    def lane_cmds(lane):
+        cmds = []
+        for table in lane:
+            load = logdir / f"{table}.load"
+            load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
+            cmds.append(["pgloader", "--summary", str(logdir / f"{table}.summary.csv"),
+                         "--logfile", str(logdir / f"{table}.pgloader.log"), str(load)])
+        return cmds
+
+    procs = []
+    for lane in lanes:
+        script = " && ".join(" ".join(_sh(a) for a in cmd) + f" > {_sh(str(logdir / (cmd[-1].rsplit('/', 1)[-1] + '.out')))} 2>&1"
+                             for cmd in lane_cmds(lane))
+        # `&&` only chains; each exit status is ignored below: pgloader exits 0 even on errors
+        procs.append(subprocess.Popen(["bash", "-c", script.replace(" && ", " ; ")], env=env))
+    try:
+        for proc in procs:
+            proc.wait(timeout=3600)
+    except BaseException:
+        for proc in procs:
+            proc.kill()
+        raise
+    seconds = time.monotonic() - started
+    # reconcile: staged rows vs the source's count(*) (less the preflight's rejects)
+    result = Staging(seconds, {}, logdir)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        mismatches = []
+        for table in tables:
+            staged = conn.execute(psycopg.sql.SQL("select count(*) from migration_stage.{}").format(
+                psycopg.sql.Identifier(table))).fetchone()[0]
+            want = pre.total_rejects if table == REJECTS else pre.source_counts[table] - pre.rejects[table]
+            summary = _summary(logdir / f"{table}.summary.csv", table)
+            result.per_table[table] = {"staged": staged, "expected": want, **summary}
+            if staged != want:
+                mismatches.append(
+                    f"{table}: staged {staged} rows, source has {want}"
+                    f" (pgloader summary: read {summary.get('read')}, imported {summary.get('imported')}, "
+                    f"errors {summary.get('errors')}; log {logdir / (table + '.pgloader.log')}, "
+                    f"{logdir / (table + '.load.out')})")
+        if mismatches:
+            raise HarnessError("staging does not reconcile with the source (pgloader's exit status is not "
+                               "trusted; the target is unchanged):\n  " + "\n  ".join(mismatches))
+    return result
+
+
+def _sh(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+def _summary(path: Path, table: str) -> dict:
+    """The table's line of a pgloader --summary CSV: name;read;imported;errors;bytes;time."""
+    try:
+        with path.open() as fh:
+            for row in csv.reader(fh, delimiter=";"):
+                if row and row[0] == table:
+                    return {"read": int(row[1]), "imported": int(row[2]), "errors": int(row[3]),
+                            "pgloader_time": row[5] if len(row) > 5 else None}
+    except (FileNotFoundError, ValueError, IndexError):
+        pass
+    return {}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- 4. transform, in one transaction --------------------------------------------------------
+
+def _call(conn, function: str, *args):
+    """select migration.<function>(args) — function names are constants of this module."""
+    query = psycopg.sql.SQL("select migration.{}({})").format(
+        psycopg.sql.Identifier(function),
+        psycopg.sql.SQL(", ").join(psycopg.sql.Placeholder() * len(args)))
+    from decimal import Decimal
+
+    from psycopg.types.numeric import Int8
+
+    args = tuple(Int8(a) if isinstance(a, int) and not isinstance(a, bool)
+                 else Decimal(str(a)) if isinstance(a, float) else a for a in args)
+    return conn.execute(query, args).fetchone()[0]
+
+
+def _target_state(conn) -> tuple[bool, bool]:
+    """(every spec table empty, a committed load exists)."""
+    missing = [t for t in TABLES if conn.execute("select to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
+    if missing or conn.execute("select to_regclass('migration.runs')").fetchone()[0] is None:
+        raise HarnessError("the target database lacks the schema (missing: "
+                           f"{', '.join(missing) or 'migration.runs'}); run `invoke deploy` first")
+    empty = all(conn.execute(psycopg.sql.SQL("select not exists (select from public.{})").format(
+        psycopg.sql.Identifier(t))).fetchone()[0] for t in TABLES)
+    loaded = conn.execute("select exists (select from migration.runs where status = 'committed')").fetchone()[0]
+    return empty, loaded
+
+
+def transform(conn, run_args: dict, progress) -> dict:
+    """Steps of functions/migration_load.sql in the caller's open transaction; returns the results."""
+    results: dict[str, dict] = {}
+    run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
+                run_args["timezone"], run_args["max_quarantine"])
+    conn.execute("set local jit = off")
+    conn.execute("set local work_mem = '256MB'")
+    timer = {t: 0.0 for t in TABLES}
+
+    def step(label, function, *args, table=None):
+        progress(label)
+        began = time.monotonic()
+        out = _call(conn, function, *args)
+        if table:
+            timer[table] += time.monotonic() - began
+        return out
+
+    for table in TABLES:
+        step(f"map {table}", "map_table", table, table=table)
+        if table == "predictions":
+            step("orphans of predictions", "mark_orphans", table=table)
+        step(f"duplicates in {table}", "mark_duplicates", table, table=table)
+    for table in TABLES:
+        step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
+    fast = run_args["fast_path"]
+    if fast:
+        step("drop keys and indexes (bulk load)", "drop_keys", list(TABLES))
+        for table in TABLES:
+            step(f"insert {table}", "apply_table", table, "insert", table=table)
+        step("rebuild keys, indexes, foreign keys", "restore_keys")
+    else:
+        for table in reversed(TABLES):
+            step(f"delete gone rows of {table}", "apply_table", table, "delete", table=table)
+        for table in TABLES:
+            step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
+    for table in TABLES:
+        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), table=table)
+    return {"run_id": run, "tables": results}
+
+
+def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | None = None,
+         source_timezone: str = "UTC", report_path: str | Path | None = None, echo=print,
+         quiet: bool = False) -> dict:
+    """The whole load; returns the report (also written as JSON). Raises HarnessError on failure."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    console = Console(stderr=True, quiet=quiet)
+    source = Path(sqlite_path).resolve()
+    started = time.monotonic()
+    workroot = Path(tempfile.gettempdir())
+    report: dict = {"source": str(source), "mode": "incremental" if incremental else "full",
+                    "source_timezone": source_timezone, "max_quarantine": max_quarantine}
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
+    pre = None
+    with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console, transient=True) as bar:
+        task = bar.add_task("preflight", total=None)
+
+        def progress(label):
+            bar.update(task, description=label)
+
+        # one load at a time per database (session lock, released when the connection closes)
+        if not conn.execute("select pg_try_advisory_lock(%s)", (LOAD_LOCK_KEY,)).fetchone()[0]:
+            raise HarnessError("another load is running against this database")
+        empty, loaded = _target_state(conn)
+        if incremental and not loaded:
+            raise HarnessError("--incremental needs a target loaded before by `invoke load` (no committed run "
+                               "in migration.runs); run a full load first")
+        if not incremental and not empty and not loaded:
+            raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
+                               "a SQLite source into them (use an empty database)")
+        try:
+            progress("source schema check and preflight")
+            pre = preflight(source, workroot)
+            report["sha256"] = file_sha256(source)
+            report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects}
+            progress("pgloader into migration_stage")
+            logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
+            staged = stage(dsn, pre, logdir)
+            report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
+                                 "logs": str(logdir)}
+            t0 = time.monotonic()
+            run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
+                        "timezone": source_timezone, "max_quarantine": max_quarantine,
+                        "fast_path": empty and not incremental}
+            report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
+            conn.autocommit = False
+            try:
+                out = transform(conn, run_args, progress)
+                report["run_id"] = out["run_id"]
+                report["tables"] = out["tables"]
+                report["transform_seconds"] = round(time.monotonic() - t0, 3)
+                report["seconds"] = round(time.monotonic() - started, 3)
+                report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
+                report["status"] = "committed"
+                progress("commit")
+                _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
+                conn.commit()
+            except psycopg.Error as exc:
+                conn.rollback()
+                diag = exc.diag
+                where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
+                raise HarnessError(f"load rolled back, the target is unchanged: "
+                                   f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+            finally:
+                conn.autocommit = True
+        except HarnessError as exc:
+            _record_failure(conn, report, str(exc))
+            raise
+        finally:
+            if pre is not None and pre.workdir is not None:
+                shutil.rmtree(pre.workdir, ignore_errors=True)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    path = Path(report_path) if report_path else REPO / "reports" / f"migration-run-{report['run_id']}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    report["report_file"] = str(path)
+    if not quiet:
+        print_report(report, console)
+    return report
+
+
+def _record_failure(conn, report: dict, message: str) -> None:
+    """A failed load leaves a 'failed' run row (outside the rolled-back transaction), if it can."""
+    try:
+        conn.autocommit = True
+        conn.execute(
+            "insert into migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine,"
+            " finished_at, status, report) values (%s, %s, %s, %s, %s, clock_timestamp(), 'failed', %s)",
+            (report["mode"], report["source"], report.get("sha256"), report["source_timezone"],
+             report.get("max_quarantine"), psycopg.types.json.Jsonb({**report, "error": message})))
+    except psycopg.Error:
+        pass
+
+
+def print_report(report: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"migration run {report['run_id']} ({report['mode']}, {report['path']}) — "
+                        f"{report['seconds']} s", title_justify="left")
+    for col in ("table", "source", "migrated", "quarantined", "quarantined by reason", "normalised by rule",
+                "ins/upd/del", "checksum", "s"):
+        table.add_column(col, overflow="fold")
+    for name, row in report["tables"].items():
+        reasons = "\n".join(f"{n} {r}" for r, n in sorted(row["quarantined_by_reason"].items())) or "-"
+        norms = "\n".join(f"{n} {r}" for r, n in sorted(row["normalised_by_rule"].items())) or "-"
+        table.add_row(name, str(row["source_rows"]), str(row["migrated_rows"]),
+                      f"[bold red]{row['quarantined_rows']}[/]" if row["quarantined_rows"] else "0",
+                      reasons, norms, f"{row['inserted_rows']}/{row['updated_rows']}/{row['deleted_rows']}",
+                      "match" if row["checksum_match"] else "[bold red]MISMATCH[/]", str(row["seconds"]))
+    console.print(table)
+    if report["quarantined_total"]:
+        console.print(f"[bold red]{report['quarantined_total']} source rows are in migration.quarantine[/] "
+                      f"(select * from migration.quarantine where run_id <= {report['run_id']})")
+    console.print(f"report: {report['report_file']}")
