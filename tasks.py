@@ -66,8 +66,10 @@ def verify(c, dsn=None):
 def lint(c):
     """sqlfluff (postgres dialect, .sqlfluff) over every SQL file of the project."""
     from hrp_harness.lint import lint_argv
+    from hrp_harness.paths import REPO
 
-    result = c.run(" ".join(_quote(arg) for arg in lint_argv()), warn=True)
+    with c.cd(str(REPO)):  # sqlfluff reads nested .sqlfluff files relative to the cwd
+        result = c.run(" ".join(_quote(arg) for arg in lint_argv()), warn=True)
     sys.exit(result.exited)
 
 

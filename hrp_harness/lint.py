@@ -11,5 +11,5 @@ SQL_DIRS = ("schema", "functions", "views", "roles", "data", "tests/pgtap")
 def lint_argv() -> list[str]:
     sqlfluff = str(Path(sys.executable).with_name("sqlfluff"))
     dirs = [d for d in SQL_DIRS if any((REPO / d).rglob("*.sql"))]
-    return [sqlfluff, "lint", "--config", str(REPO / ".sqlfluff"), "--disable-progress-bar",
+    return [sqlfluff, "lint", "--disable-progress-bar",
             *(str(REPO / d) for d in dirs)]

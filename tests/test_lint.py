@@ -3,8 +3,9 @@
 import subprocess
 
 from hrp_harness.lint import lint_argv
+from hrp_harness.paths import REPO
 
 
 def test_sqlfluff_is_clean():
-    done = subprocess.run(lint_argv(), capture_output=True, text=True)
+    done = subprocess.run(lint_argv(), cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
