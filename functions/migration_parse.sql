@@ -1,7 +1,7 @@
--- Parsers of the SQLite -> PostgreSQL transform (issue 3): text as staged by pgloader -> typed value,
--- or NULL when the text does not follow the rule. They never raise, so one bad row can never abort a
--- load; the mapping views (views/migration_mapped.sql) turn "source not null, parsed null" into a
--- quarantine reason. All are inlinable LANGUAGE sql functions (no per-row call overhead).
+-- Parsers of the SQLite -> PostgreSQL transform (issue 3): text as staged by pgloader -> typed
+-- value, or NULL when the text does not follow the rule. They never raise, so one bad row can never
+-- abort a load; the mapping views (views/migration_mapped.sql) turn "source not null, parsed
+-- null" into a quarantine reason. All but try_jsonb are inlinable LANGUAGE sql functions.
 -- requires: schema/0010_migration.sql (schema migration).
 -- Repeatable (CREATE OR REPLACE).
 
@@ -33,8 +33,8 @@ as $$
     end
 $$;
 comment on function migration.parse_num(text) is
-'SQLite REAL (or INTEGER) as staged text -> numeric, exact decimal of the staged digits; NULL unless a
-finite number.';
+'SQLite REAL (or INTEGER) as staged text -> numeric, exact decimal of the staged digits;
+NULL unless a finite number.';
 
 -- Calendar check of the fixed-position parts of an ISO date (YYYY-MM-DD...), without casting.
 create or replace function migration.iso_date_ok(v text)
@@ -69,7 +69,9 @@ as $$
             then v::date
     end
 $$;
-comment on function migration.parse_date(text) is 'SQLite DATE text YYYY-MM-DD -> date; NULL otherwise.';
+comment on function migration.parse_date(
+    text
+) is 'SQLite DATE text YYYY-MM-DD -> date; NULL otherwise.';
 
 -- Clock check of the fixed-position parts HH:MM[:SS] of an ISO timestamp (positions 12 to 19).
 create or replace function migration.hms_ok(v text)
@@ -129,8 +131,8 @@ as $$
     end
 $$;
 comment on function migration.parse_ts(text, text, text) is
-'Staged SQLite TIMESTAMP text of a given ts_kind -> timestamptz (naive and date-only values are local
-times of the source time zone tz; offsets are honoured; numbers are Unix epoch seconds).';
+'Staged SQLite TIMESTAMP text of a given ts_kind -> timestamptz (naive and date-only values
+are local times of the source time zone tz; offsets are honoured; numbers are Unix epoch seconds).';
 
 -- Boolean: 1/0 as SQLite writes them; the usual words (any case) are a counted normalisation.
 create or replace function migration.parse_bool(v text)
@@ -160,4 +162,6 @@ exception when others then
     return null;
 end
 $$;
-comment on function migration.try_jsonb(text) is 'text -> jsonb, NULL when the text is not valid JSON.';
+comment on function migration.try_jsonb(
+    text
+) is 'text -> jsonb, NULL when the text is not valid JSON.';

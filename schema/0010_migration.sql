@@ -1,5 +1,6 @@
--- Migration bookkeeping for the SQLite -> PostgreSQL load (issue 3): the `migration` schema with the
--- runs ledger, per-table results of each run, and the quarantine of rows that could not migrate.
+-- Migration bookkeeping for the SQLite -> PostgreSQL load (issue 3): the `migration` schema with
+-- the runs ledger, per-table results of each run, and the quarantine of rows that could not
+-- migrate.
 -- requires: nothing (the spec's tables are referenced only by name, in functions/migration_*.sql).
 -- Versioned: append-only once released; change it by adding a new numbered file.
 
@@ -9,7 +10,7 @@ comment on schema migration is
 
 create table if not exists migration.runs (
     run_id bigint generated always as identity,
-    mode text not null,
+    mode text not null,  -- noqa: RF04
     source_path text not null,
     source_sha256 text,
     source_timezone text not null,
@@ -23,8 +24,8 @@ create table if not exists migration.runs (
     constraint check_runs_status check (status in ('running', 'committed', 'failed'))
 );
 comment on table migration.runs is
-'One row per load (invoke load). A committed run wrote its results atomically with the data; a failed
-run is recorded afterwards, outside the rolled-back transaction, with the error in report.';
+'One row per load (invoke load). A committed run wrote its results atomically with the data;
+a failed run is recorded afterwards, outside the rolled-back transaction, with the error in report.';
 comment on column migration.runs.source_sha256 is 'SHA-256 of the SQLite source file as loaded.';
 comment on column migration.runs.report is 'The JSON report of the run (also written to a file).';
 
@@ -69,11 +70,12 @@ create table if not exists migration.quarantine (
 create index if not exists index_quarantine_on_source_table_source_id
 on migration.quarantine (source_table, source_id);
 comment on table migration.quarantine is
-'Source rows that did not migrate (never also in the target). Holds the current state: a re-run keeps
-an unchanged entry (with the run that first quarantined it) and removes entries whose row now migrates
+'Source rows that did not migrate (never also in the target). Holds the current state:
+a re-run keeps an unchanged entry (with the run that first quarantined it) and removes entries whose row now migrates
 or is gone from the source.';
 comment on column migration.quarantine.reason is
-'Why: the failed rule(s) with column names, or the quarantined parent, or the duplicate kept instead.';
+'Why: the failed rule(s) with column names, or the quarantined parent, or the duplicate
+kept instead.';
 comment on column migration.quarantine.source_row is
 'The original values as text by column name; a value JSON cannot hold (NUL, invalid UTF-8, BLOB) is
 {"$hex": "<bytes in hex>", "$type": "<SQLite storage class>"}.';
@@ -89,7 +91,8 @@ create unlogged table if not exists migration_stage.races (
     surface text, weather_conditions text, created_at text, updated_at text
 );
 create unlogged table if not exists migration_stage.horses (
-    id text, horse_name text, age text, weight text, jockey text, trainer text, owner text,
+    id text, horse_name text, age text, weight text, jockey text, trainer text,
+    owner text,  -- noqa: RF04
     created_at text, updated_at text
 );
 create unlogged table if not exists migration_stage.predictions (
@@ -112,6 +115,8 @@ comment on table migration_stage.races is 'Staged copy of SQLite races, all text
 comment on table migration_stage.horses is 'Staged copy of SQLite horses, all text.';
 comment on table migration_stage.predictions is 'Staged copy of SQLite predictions, all text.';
 comment on table migration_stage.users is 'Staged copy of SQLite users, all text.';
-comment on table migration_stage.api_credentials is 'Staged copy of SQLite api_credentials, all text.';
+comment on table migration_stage.api_credentials is
+'Staged copy of SQLite api_credentials, all text.';
 comment on table migration_stage.hrp_preflight_rejects is
-'Source rows pgloader cannot carry (found by the preflight), as escaped JSON text, to be quarantined.';
+'Source rows pgloader cannot carry (found by the preflight), as escaped JSON text,
+to be quarantined.';
