@@ -3,7 +3,8 @@
 --   begin_run -> map_table (parents first) -> mark_orphans -> mark_duplicates -> record_table
 --   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
 --   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
--- Work tables are temporary (m_<table>, dropped at commit); the staged text rows come from pgloader.
+-- Work tables are temporary (m_<table>, dropped at commit); the staged text rows come from
+-- pgloader.
 -- requires: schema/0010_migration.sql, functions/migration_parse.sql, views/migration_mapped.sql,
 -- the spec's tables (public.races, horses, predictions, users, api_credentials).
 -- Repeatable (CREATE OR REPLACE).
@@ -57,8 +58,8 @@ begin
 end
 $$;
 comment on function migration.map_table(text) is
-'Builds the temp work table m_<table>: every source row (staged or preflight-rejected) with its typed
-target values, failed rules (reason) and normalisations (norms).';
+'Builds the temp work table m_<table>: every source row (staged or preflight-rejected) with
+its typed target values, failed rules (reason) and normalisations (norms).';
 
 -- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
 create or replace function migration.mark_orphans()
@@ -96,7 +97,8 @@ begin
 end
 $$;
 comment on function migration.mark_orphans() is
-'Quarantines predictions whose race or horse does not exist or does not migrate, naming the parent.';
+'Quarantines predictions whose race or horse does not exist or does not migrate, naming the
+parent.';
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it.
@@ -212,88 +214,6 @@ $$;
 comment on function migration.load_columns(text) is
 'Columns of public.<table> that the load writes (the target-only ones keep their defaults).';
 
--- Fast path for an empty target: drop the keys, indexes and foreign keys of the tables (their
--- definitions and comments kept in m_keys), bulk insert, then restore_keys() re-creates them, all
--- inside the load's transaction (DDL is transactional: a failed load restores them untouched).
-create or replace function migration.drop_keys(p_tables text[])
-returns bigint
-language plpgsql
-as $$
-declare
-    v_rec record;
-    v_rows bigint := 0;
-begin
-    create temp table m_keys (
-        seq int generated always as identity, kind text, tbl regclass, name text, ddl text,
-        comment text
-    ) on commit drop;
-    -- foreign keys on or referencing the tables
-    insert into m_keys (kind, tbl, name, ddl, comment)
-    select 'fk', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid),
-           obj_description(c.oid, 'pg_constraint')
-    from pg_constraint as c
-    where c.contype = 'f' and (c.conrelid = any(select format('public.%I', t)::regclass from unnest(p_tables) as t)
-        or c.confrelid = any(select format('public.%I', t)::regclass from unnest(p_tables) as t));
-    -- primary keys and unique constraints
-    insert into m_keys (kind, tbl, name, ddl, comment)
-    select 'key', c.conrelid::regclass, c.conname, pg_get_constraintdef(c.oid),
-           obj_description(c.oid, 'pg_constraint')
-    from pg_constraint as c
-    where c.contype in ('p', 'u')
-        and c.conrelid = any(select format('public.%I', t)::regclass from unnest(p_tables) as t);
-    -- other indexes
-    insert into m_keys (kind, tbl, name, ddl, comment)
-    select 'index', i.indrelid::regclass, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid),
-           obj_description(i.indexrelid, 'pg_class')
-    from pg_index as i
-    where i.indrelid = any(select format('public.%I', t)::regclass from unnest(p_tables) as t)
-        and not exists (select from pg_constraint as c where c.conindid = i.indexrelid and c.contype in ('p', 'u', 'x'));
-    for v_rec in select * from m_keys order by seq loop
-        if v_rec.kind = 'index' then
-            execute format('drop index %s', v_rec.name);
-        else
-            execute format('alter table %s drop constraint %I', v_rec.tbl, v_rec.name);
-        end if;
-        v_rows := v_rows + 1;
-    end loop;
-    return v_rows;
-end
-$$;
-comment on function migration.drop_keys(text[]) is
-'Drops (remembering) the keys, indexes and foreign keys of the given public tables, for a bulk load.';
-
-create or replace function migration.restore_keys()
-returns bigint
-language plpgsql
-as $$
-declare
-    v_rec record;
-    v_rows bigint := 0;
-begin
-    perform set_config('maintenance_work_mem', '512MB', true);
-    for v_rec in
-        select * from m_keys order by case kind when 'key' then 1 when 'index' then 2 else 3 end, seq
-    loop
-        if v_rec.kind = 'index' then
-            execute v_rec.ddl;
-            if v_rec.comment is not null then
-                execute format('comment on index %s is %L', v_rec.name, v_rec.comment);
-            end if;
-        else
-            execute format('alter table %s add constraint %I %s', v_rec.tbl, v_rec.name, v_rec.ddl);
-            if v_rec.comment is not null then
-                execute format('comment on constraint %I on %s is %L', v_rec.name, v_rec.tbl, v_rec.comment);
-            end if;
-        end if;
-        v_rows := v_rows + 1;
-    end loop;
-    drop table m_keys;
-    return v_rows;
-end
-$$;
-comment on function migration.restore_keys() is
-'Re-creates what drop_keys dropped (keys, then indexes, then foreign keys), with their comments.';
-
 -- Target <- migrating rows of m_<table>. p_step: 'delete' (rows not migrating any more), 'upsert'
 -- (update changed rows, insert new ones). The target's user triggers (the spec's
 -- update_<table>_updated_at) are disabled around the writes so source timestamps are kept.
@@ -362,126 +282,5 @@ begin
 end
 $$;
 comment on function migration.apply_table(text, text) is
-'Writes the migrating rows of m_<table> into public.<table> (delete / upsert / insert), user triggers
-disabled so the source created_at/updated_at are kept.';
-
--- Order-independent content checksum: row count and the sum of 64-bit hashes of the rows
--- (hash_record_extended), over the given columns.
-create or replace function migration.content_checksum(p_relation text, p_cols text[], p_filter text)
-returns text
-language plpgsql
-as $$
-declare
-    v_sum text;
-begin
-    execute format(
-        'select count(*) || '':'' || coalesce(sum(hash_record_extended(row(%s), 0)), 0) from %s where %s',
-        (select string_agg(format('%I', c), ', ') from unnest(p_cols) as c), p_relation, p_filter
-    ) into v_sum;
-    return v_sum;
-end
-$$;
-comment on function migration.content_checksum(text, text[], text) is
-'count:sum(hash_record_extended(row)) over the columns: equal multisets of rows give equal checksums.';
-
--- Validation and bookkeeping of one table: checksums source side (the mapped rows) and target side,
--- sequence past the highest id, the accounting assertion; raises (rolling the load back) on any
--- mismatch.
-create or replace function migration.finish_table(p_run bigint, p_table text, p_seconds numeric)
-returns jsonb
-language plpgsql
-as $$
-declare
-    v_cols text[] := migration.load_columns(p_table);
-    v_src text;
-    v_tgt text;
-    v_source bigint;
-    v_migrated bigint;
-    v_quarantined bigint;
-    v_target bigint;
-    v_both bigint;
-    v_seq text;
-    v_reasons jsonb;
-    v_norms jsonb;
-    v_result jsonb;
-begin
-    v_src := migration.content_checksum(format('pg_temp.%I', 'm_' || p_table), v_cols, 'reason is null');
-    v_tgt := migration.content_checksum(format('public.%I', p_table), v_cols, 'true');
-    execute format(
-        'select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)
-         from pg_temp.%I', 'm_' || p_table)
-    into v_source, v_migrated, v_quarantined;
-    execute format('select count(*) from public.%I', p_table) into v_target;
-    execute format(
-        'select count(*) from public.%I as t join pg_temp.%I as m on m.id = t.id where m.reason is not null',
-        p_table, 'm_' || p_table) into v_both;
-    execute format(
-        'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
-             select regexp_replace(reason, ''[0-9]+'', ''N'', ''g'') as r, count(*) as n
-             from pg_temp.%I where reason is not null group by 1) as x', 'm_' || p_table)
-    into v_reasons;
-    execute format(
-        'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
-             select unnest(norms) as r, count(*) as n from pg_temp.%I where reason is null group by 1) as x',
-        'm_' || p_table)
-    into v_norms;
-    if v_source <> v_migrated + v_quarantined then
-        raise exception 'accounting failed for %: source % <> migrated % + quarantined %',
-            p_table, v_source, v_migrated, v_quarantined;
-    end if;
-    if v_target <> v_migrated then
-        raise exception 'accounting failed for %: target holds % rows, % migrate', p_table, v_target, v_migrated;
-    end if;
-    if v_both <> 0 then
-        raise exception 'accounting failed for %: % quarantined rows are in the target', p_table, v_both;
-    end if;
-    if v_src <> v_tgt then
-        raise exception 'checksum mismatch for %: source side % <> target %', p_table, v_src, v_tgt;
-    end if;
-    v_seq := pg_get_serial_sequence(format('public.%I', p_table), 'id');
-    if v_seq is not null then
-        execute format('select setval(%L, coalesce(max(id), 1), max(id) is not null) from public.%I',
-            v_seq, p_table);
-    end if;
-    insert into migration.run_tables (
-        run_id, table_name, source_rows, migrated_rows, quarantined_rows, inserted_rows, updated_rows,
-        deleted_rows, quarantined_by_reason, normalised_by_rule, source_checksum, target_checksum,
-        checksum_match, seconds
-    ) values (
-        p_run, p_table, v_source, v_migrated, v_quarantined,
-        coalesce(nullif(current_setting('hrp.inserted_' || p_table, true), ''), '0')::bigint,
-        coalesce(nullif(current_setting('hrp.updated_' || p_table, true), ''), '0')::bigint,
-        coalesce(nullif(current_setting('hrp.deleted_' || p_table, true), ''), '0')::bigint,
-        v_reasons, v_norms, v_src, v_tgt, v_src = v_tgt, p_seconds
-    );
-    select to_jsonb(r) - 'run_id' into v_result
-    from migration.run_tables as r where r.run_id = p_run and r.table_name = p_table;
-    return v_result;
-end
-$$;
-comment on function migration.finish_table(bigint, text, numeric) is
-'Per-table validation of a load (checksums, accounting, no row both migrated and quarantined), sets
-the id sequence past the highest id, records the result in migration.run_tables.';
-
-create or replace function migration.finish_run(p_run bigint, p_report jsonb)
-returns void
-language plpgsql
-as $$
-declare
-    v_quarantined bigint;
-    v_max bigint;
-begin
-    select max_quarantine into v_max from migration.runs where run_id = p_run;
-    select coalesce(sum(quarantined_rows), 0) into v_quarantined
-    from migration.run_tables where run_id = p_run;
-    if v_max is not null and v_quarantined > v_max then
-        raise exception 'quarantine limit exceeded: % rows quarantined, --max-quarantine is % (rolled back)',
-            v_quarantined, v_max;
-    end if;
-    update migration.runs
-    set status = 'committed', finished_at = clock_timestamp(), report = p_report
-    where run_id = p_run;
-end
-$$;
-comment on function migration.finish_run(bigint, jsonb) is
-'Closes a load: enforces --max-quarantine (raising rolls everything back), marks the run committed.';
+'Writes the migrating rows of m_<table> into public.<table> (delete / upsert / insert),
+user triggers disabled so the source created_at/updated_at are kept.';

@@ -126,7 +126,7 @@ class Preflight:
 
 def _escaped(col: str) -> str:
     """SQL: a column value as JSON for source_row; bytes JSON cannot hold become {$hex, $type}."""
-    c = sqlite_ident(col)
+    c = "s." + sqlite_ident(col)
     return (f"case when typeof({c}) = 'blob' or (typeof({c}) = 'text' and (instr(cast({c} as blob), x'00') > 0 "
             f"or not hrp_utf8_ok(cast({c} as blob)))) then json_object('$hex', hex({c}), '$type', typeof({c})) "
             f"when typeof({c}) = 'real' then printf('%!.17g', {c}) else cast({c} as text) end")
@@ -209,7 +209,7 @@ def preflight(source: Path, workroot: Path) -> Preflight:
             wcon.execute(
                 f"insert into {REJECTS} select '{table}', b.id, b.reason, json_object({obj}) "
                 f"from (select id, group_concat(reason, '; ') as reason from hrp_bad where tbl = '{table}' "
-                f"group by id) as b join {t} on {t}.id = b.id")
+                f"group by id) as b join {t} as s on s.id = b.id")
             wcon.execute(f"delete from {t} where id in (select id from hrp_bad where tbl = '{table}')")
             rejects[table] = wcon.execute(
                 f"select count(*) from {REJECTS} where source_table = '{table}'").fetchone()[0]
@@ -380,6 +380,8 @@ def transform(conn, run_args: dict, progress) -> dict:
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
     conn.execute("set local jit = off")
+    # a killed loader's backend notices within a second and rolls the load back
+    conn.execute("set local client_connection_check_interval = '1s'")
     conn.execute("set local work_mem = '256MB'")
     timer = {t: 0.0 for t in TABLES}
 

@@ -9,7 +9,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from .paths import REPO
 SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
 GENERATE_SQL = REPO / "data" / "sample" / "generate.sql"
 
