@@ -29,7 +29,8 @@ def test_session_cluster_runs_with_project_conf(pg_cluster):
         "server_encoding": "UTF8",
     }
     installed = sorted(p.name for p in (pg_cluster.datadir / "conf.d").iterdir())
-    assert installed == ["audit.conf", "base.conf", "instance.conf", "logging.conf", "tuning.conf"]
+    assert installed == ["audit.conf", "base.conf", "instance.conf", "logging.conf", "tls.conf",
+                         "tuning.conf"]
 
 
 def test_tcp_login_needs_a_scram_password(pg_cluster):
@@ -41,8 +42,10 @@ def test_pg_hba_gets_one_line_per_client_network(tmp_path):
     values = {**Cluster(tmp_path, port=5999).conf_values(),
               "CLIENT_NETWORKS": "127.0.0.1/32 10.1.0.0/16"}
     hba = render(CONF / "pg_hba.conf.template", values)
-    host_lines = [line.split() for line in hba.splitlines() if line.startswith("host ")]
-    assert [line[3] for line in host_lines] == ["127.0.0.1/32", "10.1.0.0/16"]
+    for user in ("hrp_app,hrp_readonly,hrp_backup", "all"):
+        lines = [line.split() for line in hba.splitlines() if line.startswith("hostssl")]
+        networks = [line[3] for line in lines if line[2] == user and line[4] == "scram-sha-256"]
+        assert networks == ["127.0.0.1/32", "10.1.0.0/16"], user
 
 
 def test_template_without_a_value_is_an_error(tmp_path):
