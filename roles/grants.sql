@@ -1,11 +1,12 @@
 -- grants: ownership and privileges of the schema objects, as the spec's "Database Users" grants
 -- them, made exact: whatever else was granted is revoked first, in the same transaction.
---   hrp_owner     owns every table, view, sequence, function and type of schema public
+--   hrp_owner     owns every table, view, sequence, function and type of schema public;
+--                 USAGE and CREATE on it
 --   hrp_app       USAGE on public; SELECT, INSERT, UPDATE, DELETE on tables; USAGE, SELECT on
 --                 sequences. It owns nothing, so it cannot ALTER or DROP, and has no CREATE.
 --   hrp_readonly  USAGE on public; SELECT on tables and views
 --   hrp_backup    CONNECT only (its REPLICATION attribute is in roles/roles.sql)
---   PUBLIC        no CREATE on schema public; no CONNECT or TEMP on the database
+--   PUBLIC        no CREATE (nor USAGE) on schema public; no CONNECT or TEMP on the database
 -- ALTER DEFAULT PRIVILEGES gives tables and sequences created later (by hrp_owner, or by the
 -- deploying superuser) the same grants. The apply ledger (schema hrp_deploy) stays private.
 -- Marked to re-run after any other file of deploy.plan is applied, so objects added later are
@@ -79,9 +80,11 @@ $owner$;
 
 -- Schemas: public keeps its PostgreSQL 15 owner (pg_database_owner); nobody but the owner creates
 -- in it. hrp_deploy (the ledger, pgaudit's event trigger functions) is the superuser's alone.
-revoke create on schema public from public;
-revoke all on schema public from hrp_app, hrp_readonly, hrp_backup;
+-- PUBLIC loses USAGE as well as CREATE: only the roles granted below reach the schema.
+revoke all on schema public from public, hrp_app, hrp_readonly, hrp_backup, hrp_owner;
 grant usage on schema public to hrp_app, hrp_readonly;
+-- The owner role creates what later files add when a deployer runs them as it (SET ROLE hrp_owner).
+grant usage, create on schema public to hrp_owner;
 revoke all on schema hrp_deploy from public, hrp_app, hrp_readonly, hrp_backup, hrp_owner;
 
 -- Tables, views and sequences: exactly the spec's privileges.
