@@ -126,11 +126,24 @@ def conf_install(c):
         _fail(exc)
 
 
+@task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
+            "from_": "superuser URL of the source database; default: the embedded hrp_database"})
+def anonymize(c, to, from_=None):
+    """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
+    from hrp_harness.anonymize import anonymize as run_anonymize
+
+    try:
+        counts = run_anonymize(to, from_)
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
+
+
 def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
 
 
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop)
+ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize)
 ns.add_collection(Collection("conf", conf_install))
