@@ -74,7 +74,7 @@ def _in_base_unit(value: str, unit: str) -> float | None:
 
 
 def matches(name: str, wanted: str, setting: str, unit: str | None = None) -> bool:
-    want = _unquote(wanted).strip()
+    want = _unquote(wanted)
     if name == "shared_preload_libraries":  # more preloaded libraries are fine
         have = {lib.strip() for lib in setting.split(",") if lib.strip()}
         return {lib.strip() for lib in want.split(",") if lib.strip()} <= have
