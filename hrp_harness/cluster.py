@@ -7,6 +7,7 @@ as the building block of the HA and backup tooling. Server processes run as the 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -72,6 +73,25 @@ def render(template: Path, values: dict[str, str]) -> str:
             except KeyError as missing:
                 raise HarnessError(f"{template}: no value for variable {missing}") from None
     return "\n".join(out) + "\n"
+
+
+def client_networks_from_env(default: tuple[str, ...] = ("127.0.0.1/32",)) -> tuple[str, ...]:
+    """HRP_CLIENT_NETWORKS (space-separated CIDR networks) for the embedded cluster's pg_hba."""
+    value = os.environ.get("HRP_CLIENT_NETWORKS", "").split()
+    return tuple(value) or default
+
+
+def checked_networks(networks: tuple[str, ...]) -> str:
+    """The networks, space-separated, each a valid CIDR network other than 'everyone'."""
+    for network in networks:
+        try:
+            parsed = ipaddress.ip_network(network, strict=True)
+        except ValueError as exc:
+            raise HarnessError(f"client network {network!r} is not a CIDR network: {exc}") from None
+        if parsed.prefixlen == 0:
+            raise HarnessError(f"client network {network!r} would let the whole internet try to "
+                               "log in; list the networks your clients are on")
+    return " ".join(networks)
 
 
 @dataclass
@@ -168,7 +188,7 @@ class Cluster:
             "SHARED_BUFFERS": f"{shared}MB",
             "EFFECTIVE_CACHE_SIZE": f"{min(ram * 3 // 4, 48 * 1024) if not self.shared_buffers_mb else shared * 3}MB",
             "MAINTENANCE_WORK_MEM": f"{max(64, min(ram // 32, 2048))}MB",
-            "CLIENT_NETWORKS": " ".join(self.client_networks),
+            "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
             "ADMIN_OS_USER": current_os_user(),
             "DATABASE": APP_DATABASE,

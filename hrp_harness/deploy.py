@@ -8,7 +8,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import HarnessError
 from .apply import apply, read_ledger
-from .cluster import Cluster
+from .cluster import Cluster, client_networks_from_env
 from .passwords import ensure_role_passwords
 from .paths import state_dir
 from .serverconf import advice_lines, server_advice
@@ -18,7 +18,7 @@ DATABASE = "hrp_database"
 
 
 def embedded_cluster() -> Cluster:
-    return Cluster(state_dir() / "pg")
+    return Cluster(state_dir() / "pg", client_networks=client_networks_from_env())
 
 
 def start_embedded(echo=print) -> Cluster:

@@ -73,3 +73,14 @@ def test_start_on_a_taken_port_says_so():
 def test_init_twice_is_refused(pg_cluster):
     with pytest.raises(HarnessError, match="already a PostgreSQL data directory"):
         Cluster(pg_cluster.base).init()
+
+
+@pytest.mark.parametrize("networks, error", [
+    (("0.0.0.0/0",), "would let the whole internet try to log in"),
+    (("::/0",), "would let the whole internet try to log in"),
+    (("127.0.0.1/32 trust",), "is not a CIDR network"),
+    (("10.0.0.1/8",), "is not a CIDR network"),  # host bits set: a typo, not a network
+])
+def test_bad_client_networks_are_refused_before_pg_hba_is_written(tmp_path, networks, error):
+    with pytest.raises(HarnessError, match=error):
+        Cluster(tmp_path, port=5999, client_networks=networks).conf_values()
