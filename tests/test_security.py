@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import subprocess
 import time
 
 import psycopg
@@ -89,6 +90,20 @@ def test_tcp_without_tls_is_refused(pg_cluster, app_database):
 def test_tls_below_1_3_is_refused(pg_cluster, app_database):
     with pytest.raises(psycopg.OperationalError, match="(?i)protocol version|unsupported protocol"):
         login(pg_cluster, "hrp_app", sslmode="require", ssl_max_protocol_version="TLSv1.2")
+
+
+@pytest.mark.parametrize("version, refused", [("-tls1_2", True), ("-tls1_3", False)])
+def test_server_refuses_tls_below_1_3_to_any_client(pg_cluster, version, refused):
+    """openssl as a second client: the refusal is the server's (alert 70), not libpq's choice."""
+    done = subprocess.run(
+        ["openssl", "s_client", "-connect", f"127.0.0.1:{pg_cluster.port}", "-starttls", "postgres",
+         version, "-CAfile", str(pg_cluster.ca_file)],
+        input="", capture_output=True, text=True, timeout=30)
+    output = done.stdout + done.stderr
+    if refused:
+        assert "alert protocol version" in output, output
+    else:
+        assert "New, TLSv1.3, Cipher is TLS_" in output and "Verify return code: 0 (ok)" in output, output
 
 
 def test_login_roles_reach_only_the_application_database(pg_cluster, app_database):
