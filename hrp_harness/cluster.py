@@ -179,14 +179,17 @@ class Cluster:
         if tls_files is None:
             tls_files = tls.TlsFiles(self.tls_dir / "server.crt", self.tls_dir / "server.key",
                                      self.tls_dir / "ca.crt", None)
-        shared = self.shared_buffers_mb or min(ram // 4, 16 * 1024)
+        if self.shared_buffers_mb:  # a small throwaway cluster: keep the spec's 1:3 ratio
+            shared, cache = self.shared_buffers_mb, self.shared_buffers_mb * 3
+        else:  # the spec's ratios for a 64 GB host: 16 GB shared_buffers, 48 GB cache
+            shared, cache = min(ram // 4, 16 * 1024), min(ram * 3 // 4, 48 * 1024)
         return {
             "PORT": str(self.port),
             "LISTEN_ADDRESSES": "127.0.0.1",
             "SOCKET_DIR": str(self.socket_dir),
             "LOG_DIRECTORY": "log",
             "SHARED_BUFFERS": f"{shared}MB",
-            "EFFECTIVE_CACHE_SIZE": f"{min(ram * 3 // 4, 48 * 1024) if not self.shared_buffers_mb else shared * 3}MB",
+            "EFFECTIVE_CACHE_SIZE": f"{cache}MB",
             "MAINTENANCE_WORK_MEM": f"{max(64, min(ram // 32, 2048))}MB",
             "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
