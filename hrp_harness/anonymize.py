@@ -64,6 +64,13 @@ def tables_to_copy(source: psycopg.Connection) -> list[tuple[str, list[str]]]:
 def anonymize(to_url: str, from_url: str | None = None, echo=print) -> dict[str, int]:
     """Copy the source (default: the embedded hrp_database) to to_url with the PII replaced;
     returns the row count of each table."""
+    try:
+        return _anonymize(to_url, from_url, echo)
+    except psycopg.Error as exc:
+        raise HarnessError(f"anonymize failed, the target was rolled back: {exc}".strip()) from None
+
+
+def _anonymize(to_url: str, from_url: str | None, echo) -> dict[str, int]:
     if from_url is None:
         cluster = embedded_cluster()
         if not cluster.running:

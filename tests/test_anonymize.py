@@ -135,3 +135,16 @@ def test_a_table_without_an_anonymising_view_is_never_copied(source, targets):
     target = targets("hrp_anon_unknown_table")
     with pytest.raises(HarnessError, match="no anonymising view for table.*customer_notes"):
         anonymize(target, source, echo=quiet)
+
+
+def test_a_source_the_url_role_cannot_read_is_a_clear_error(pg_cluster, app_database, source,
+                                                            targets):
+    from conftest import TEST_PASSWORDS
+
+    with psycopg.connect(source) as conn:  # hrp_app may connect to this database, not read hrp_anonymize
+        conn.execute(sql.SQL("grant connect on database {} to hrp_app").format(
+            sql.Identifier(conn.info.dbname)))
+    plain = pg_cluster.dsn(psycopg.conninfo.conninfo_to_dict(source)["dbname"])
+    as_app = psycopg.conninfo.make_conninfo(plain, user="hrp_app", password=TEST_PASSWORDS["hrp_app"])
+    with pytest.raises(HarnessError, match="anonymize failed.*permission denied for schema hrp_anonymize"):
+        anonymize(targets("hrp_anon_denied"), as_app, echo=quiet)
