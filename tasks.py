@@ -21,9 +21,10 @@ def _fail(exc: HarnessError) -> None:
                       "default: the generated test-size sample (data/sample)",
             "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)"})
 def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
-    """Deploy: start the embedded cluster (or use --dsn), apply deploy.plan, load --sqlite (or the sample)."""
+    """Deploy: embedded cluster (or --dsn), apply deploy.plan, role passwords, load --sqlite (or the sample)."""
+    from hrp_harness.deploy import app_dsn, embedded_cluster
     from hrp_harness.deploy import deploy as run_deploy
-    from hrp_harness.deploy import embedded_cluster
+    from hrp_harness.passwords import secrets_file
 
     try:
         target = run_deploy(dsn)
@@ -33,7 +34,9 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
-              f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})")
+              f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})\n"
+              f"The application over TCP (TLS 1.3, server certificate verified, SCRAM password "
+              f"from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{app_dsn(cluster)}'")
     else:
         print("deployed.")
 
@@ -181,12 +184,25 @@ def bench_migration(c, size="production", seed=1):
         _fail(exc)
 
 
+@task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
+            "from_": "superuser URL of the source database; default: the embedded hrp_database"})
+def anonymize(c, to, from_=None):
+    """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
+    from hrp_harness.anonymize import anonymize as run_anonymize
+
+    try:
+        counts = run_anonymize(to, from_)
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
+
+
 def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
 
 
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop, load, sample)
+ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, sample)
 ns.add_collection(Collection("conf", conf_install))
 ns.add_collection(Collection("bench", bench_migration))
