@@ -3,7 +3,7 @@
 --   begin_run -> map_table (parents first) -> mark_orphans -> mark_duplicates -> record_table
 --   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
 --   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
--- Work tables are temporary (m_<table>, dropped at commit); the staged text rows come from
+-- Work tables are UNLOGGED scratch tables migration_stage.m_<table>; the staged text rows come from
 -- pgloader.
 -- requires: schema/0010_migration.sql, functions/migration_parse.sql, views/migration_mapped.sql,
 -- the spec's tables (public.races, horses, predictions, users, api_credentials).
@@ -31,35 +31,104 @@ $$;
 comment on function migration.begin_run(text, text, text, text, bigint) is
 'Starts a load: records the run, declares the source time zone for the mapping views.';
 
--- Staged rows -> typed work table m_<table> (temp, dropped at commit) through the mapping view,
--- plus the rows the preflight kept out of pgloader (reason set, original row kept as JSON).
-create or replace function migration.map_table(p_table text)
+-- Staged rows -> typed work table migration_stage.m_<table> (UNLOGGED scratch, rebuilt by every
+-- load) through the mapping view, plus the rows the preflight kept out of pgloader (reason set,
+-- original row kept as JSON). map_begin / map_rows / map_end let the loader map predictions in
+-- parts on several connections at once, before the load's transaction (the work tables derive
+-- from the staged rows only; the target is written in the transaction). map_table does all three.
+create or replace function migration.map_begin(p_table text)
+returns void
+language plpgsql
+as $$
+begin
+    execute format('drop table if exists migration_stage.%I', 'm_' || p_table);
+    execute format(
+        'create unlogged table migration_stage.%I as
+         select *, null::jsonb as reject_row from migration.%I with no data',
+        'm_' || p_table, p_table || '_mapped'
+    );
+end
+$$;
+comment on function migration.map_begin(text) is
+'Creates the empty work table migration_stage.m_<table> (scratch, UNLOGGED).';
+
+create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
 returns bigint
 language plpgsql
 as $$
 declare
     v_rows bigint;
 begin
-    execute format('drop table if exists pg_temp.%I', 'm_' || p_table);
+    -- the mapping views of big tables read the part from these settings (see predictions_mapped)
+    perform set_config('hrp.map_part', p_part::text, true);
+    perform set_config('hrp.map_parts', p_parts::text, true);
     execute format(
-        'create temp table %I on commit drop as select *, null::jsonb as reject_row from migration.%I',
+        'insert into migration_stage.%I select *, null::jsonb from migration.%I',
         'm_' || p_table, p_table || '_mapped'
     );
+    get diagnostics v_rows = row_count;
+    perform set_config('hrp.map_parts', '1', true);
+    return v_rows;
+end
+$$;
+comment on function migration.map_rows(text, bigint, bigint) is
+'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions).';
+
+create or replace function migration.map_end(p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
     execute format(
-        'insert into pg_temp.%I (source_id, id, reason, norms, reject_row)
+        'insert into migration_stage.%I (source_id, id, reason, norms, reject_row)
          select source_id, migration.parse_int(source_id), reason, ''{}'', source_row::jsonb
          from migration_stage.hrp_preflight_rejects where source_table = %L',
         'm_' || p_table, p_table
     );
-    execute format('create index on pg_temp.%I (id)', 'm_' || p_table);
-    execute format('analyze pg_temp.%I', 'm_' || p_table);
-    execute format('select count(*) from pg_temp.%I', 'm_' || p_table) into v_rows;
+    execute format('create index on migration_stage.%I (id)', 'm_' || p_table);
+    execute format('analyze migration_stage.%I', 'm_' || p_table);
+    execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
     return v_rows;
 end
 $$;
+comment on function migration.map_end(text) is
+'Adds the preflight rejects of a table to its work table, indexes it; returns its row count.';
+
+create or replace function migration.map_table(p_table text)
+returns bigint
+language plpgsql
+as $$
+begin
+    perform migration.map_begin(p_table);
+    perform migration.map_rows(p_table, 0, 1);
+    return migration.map_end(p_table);
+end
+$$;
 comment on function migration.map_table(text) is
-'Builds the temp work table m_<table>: every source row (staged or preflight-rejected) with
-its typed target values, failed rules (reason) and normalisations (norms).';
+'Builds the work table migration_stage.m_<table>: every source row (staged or preflight-rejected)
+with its typed target values, failed rules (reason) and normalisations (norms).';
+
+-- Staging and work tables hold copies of the source (personal data included): emptied after a
+-- committed load.
+create or replace function migration.clear_stage()
+returns void
+language plpgsql
+as $$
+declare
+    v_table text;
+begin
+    for v_table in
+        select c.relname from pg_class as c
+        where c.relnamespace = 'migration_stage'::regnamespace and c.relkind = 'r'
+    loop
+        execute format('truncate migration_stage.%I', v_table);
+    end loop;
+end
+$$;
+comment on function migration.clear_stage() is
+'Empties every staging and work table (they hold copies of the source rows).';
 
 -- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
 create or replace function migration.mark_orphans()
@@ -69,7 +138,7 @@ as $$
 declare
     v_rows bigint;
 begin
-    update pg_temp.m_predictions as m
+    update migration_stage.m_predictions as m
     set reason = x.reason
     from (
         select
@@ -84,9 +153,9 @@ begin
                     when h.reason is not null then format('horse_id: parent horses id %s is quarantined', p.horse_id)
                 end
             ) as reason
-        from pg_temp.m_predictions as p
-        left join pg_temp.m_races as r on r.id = p.race_id
-        left join pg_temp.m_horses as h on h.id = p.horse_id
+        from migration_stage.m_predictions as p
+        left join migration_stage.m_races as r on r.id = p.race_id
+        left join migration_stage.m_horses as h on h.id = p.horse_id
         where
             p.reason is null
             and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
@@ -125,12 +194,12 @@ begin
     loop
         -- v_key comes from the constant list above, never from input
         execute format(
-            'update pg_temp.%1$I as m set reason = format(%2$L, d.keep)
+            'update migration_stage.%1$I as m set reason = format(%2$L, d.keep)
              from (
                  select id, min(id) over (partition by %3$s) as keep
-                 from pg_temp.%1$I
+                 from migration_stage.%1$I
                  where reason is null and (%3$s) in (
-                     select %3$s from pg_temp.%1$I where reason is null
+                     select %3$s from migration_stage.%1$I where reason is null
                      group by %3$s having count(*) > 1
                  )
              ) as d
@@ -163,7 +232,7 @@ begin
         'create temp table m_q on commit drop as
          select m.id as source_id, m.reason,
                 coalesce(m.reject_row, to_jsonb(s) ) as source_row
-         from pg_temp.%1$I as m
+         from migration_stage.%1$I as m
          left join migration_stage.%2$I as s on s.id = m.source_id and m.reject_row is null
          where m.reason is not null',
         'm_' || p_table, p_table
@@ -244,12 +313,12 @@ begin
     if p_step = 'delete' then
         execute format(
             'delete from public.%1$I as t where not exists (
-                 select from pg_temp.%2$I as m where m.id = t.id and m.reason is null)',
+                 select from migration_stage.%2$I as m where m.id = t.id and m.reason is null)',
             p_table, 'm_' || p_table);
         get diagnostics v_rows = row_count;
     elsif p_step = 'upsert' then
         execute format(
-            'update public.%1$I as t set %3$s from pg_temp.%2$I as m
+            'update public.%1$I as t set %3$s from migration_stage.%2$I as m
              where m.id = t.id and m.reason is null and (%4$s) is distinct from (%5$s)',
             p_table, 'm_' || p_table, v_set,
             (select string_agg(format('t.%I', c), ', ') from unnest(v_cols) as c), v_mlist);
@@ -257,7 +326,7 @@ begin
         v_rows := v_step;
         perform set_config('hrp.updated_' || p_table, v_step::text, true);
         execute format(
-            'insert into public.%1$I (%3$s) select %4$s from pg_temp.%2$I as m
+            'insert into public.%1$I (%3$s) select %4$s from migration_stage.%2$I as m
              where m.reason is null and not exists (select from public.%1$I as t where t.id = m.id)',
             p_table, 'm_' || p_table, v_list, v_mlist);
         get diagnostics v_step = row_count;
@@ -265,7 +334,7 @@ begin
         v_rows := v_rows + v_step;
     elsif p_step = 'insert' then  -- fast path: empty target
         execute format(
-            'insert into public.%1$I (%3$s) select %4$s from pg_temp.%2$I as m where m.reason is null',
+            'insert into public.%1$I (%3$s) select %4$s from migration_stage.%2$I as m where m.reason is null',
             p_table, 'm_' || p_table, v_list, v_mlist);
         get diagnostics v_rows = row_count;
         perform set_config('hrp.inserted_' || p_table, v_rows::text, true);

@@ -45,24 +45,24 @@ declare
     v_norms jsonb;
     v_result jsonb;
 begin
-    v_src := migration.content_checksum(format('pg_temp.%I', 'm_' || p_table), v_cols, 'reason is null');
+    v_src := migration.content_checksum(format('migration_stage.%I', 'm_' || p_table), v_cols, 'reason is null');
     v_tgt := migration.content_checksum(format('public.%I', p_table), v_cols, 'true');
     execute format(
         'select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)
-         from pg_temp.%I', 'm_' || p_table)
+         from migration_stage.%I', 'm_' || p_table)
     into v_source, v_migrated, v_quarantined;
     execute format('select count(*) from public.%I', p_table) into v_target;
     execute format(
-        'select count(*) from public.%I as t join pg_temp.%I as m on m.id = t.id where m.reason is not null',
+        'select count(*) from public.%I as t join migration_stage.%I as m on m.id = t.id where m.reason is not null',
         p_table, 'm_' || p_table) into v_both;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
              select regexp_replace(reason, ''[0-9]+'', ''N'', ''g'') as r, count(*) as n
-             from pg_temp.%I where reason is not null group by 1) as x', 'm_' || p_table)
+             from migration_stage.%I where reason is not null group by 1) as x', 'm_' || p_table)
     into v_reasons;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
-             select r, count(*) as n from (select distinct id, unnest(norms) as r from pg_temp.%I where reason is null) as d group by 1) as x',
+             select r, count(*) as n from (select distinct id, unnest(norms) as r from migration_stage.%I where reason is null) as d group by 1) as x',
         'm_' || p_table)
     into v_norms;
     if v_source <> v_migrated + v_quarantined then

@@ -132,8 +132,9 @@ def _escaped(col: str) -> str:
             f"when typeof({c}) = 'real' then printf('%!.17g', {c}) else cast({c} as text) end")
 
 
-def preflight(source: Path, workroot: Path) -> Preflight:
-    """Counts, schema check, and the rows pgloader cannot carry (by SQL queries, no row loops)."""
+def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
+    """Counts, schema check, and (scan) the rows pgloader cannot carry (SQL queries, no row loops).
+    scan=False stops after the fast checks: the loader scans while pgloader already runs."""
     started = time.monotonic()
     if not source.is_file():
         raise HarnessError(f"--sqlite {source}: no such file")
@@ -151,33 +152,34 @@ def preflight(source: Path, workroot: Path) -> Preflight:
         con.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
         schema = expected_schema()
         counts = {t: con.execute(f"select count(*) from {sqlite_ident(t)}").fetchone()[0] for t in TABLES}
+        if not scan:
+            return Preflight(counts, {t: 0 for t in TABLES}, source, None, time.monotonic() - started)
         bad: list[tuple[str, str]] = []  # (table, SQL selecting id, reason)
         for table in TABLES:
             cols = [name for name, _ in schema[table] if name != "id"]
             t = sqlite_ident(table)
-            # one pass: BLOBs and NULs per column, and every text value joined by newlines (a
-            # separator that cannot complete a broken UTF-8 sequence) for one UTF-8 decode
-            exprs = []
-            for col in cols:
-                c = sqlite_ident(col)
-                exprs.append(f"sum(typeof({c}) = 'blob')")
-                exprs.append(f"sum(typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0)")
-            joined = " || x'0a' || ".join(
-                f"coalesce(case when typeof({sqlite_ident(c)}) = 'text' then cast({sqlite_ident(c)} as blob) end, x'')"
-                for c in cols)
-            row = con.execute(f"select {', '.join(exprs)}, cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
-            text_blob = row[-1] or b""
+            # one pass per table: how many BLOBs, and every text value joined by newlines (a
+            # separator that cannot complete a broken UTF-8 sequence) for one NUL search and one
+            # UTF-8 decode; the per-column drill-down queries run only when something is found
+            blobs = " + ".join(f"(typeof({sqlite_ident(c)}) = 'blob')" for c in cols)
+            # (numbers cast to blob are ASCII digits: harmless here; BLOBs may raise a false alarm,
+            # which the typeof-filtered drill-down then does not confirm)
+            joined = " || x'0a' || ".join(f"ifnull(cast({sqlite_ident(c)} as blob), x'')" for c in cols)
+            n_blobs, text_blob = con.execute(
+                f"select sum({blobs}), cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
+            text_blob = bytes(text_blob or b"")
+            has_nul = b"\x00" in text_blob
             try:
-                bytes(text_blob).decode("utf-8")
+                text_blob.decode("utf-8")
                 utf8_bad = False
             except UnicodeDecodeError:
                 utf8_bad = True
-            for i, col in enumerate(cols):
+            for col in cols:
                 c = sqlite_ident(col)
-                if row[2 * i]:
+                if n_blobs:
                     bad.append((table, f"select id, '{col}: BLOB value (no BLOB columns in the target)' "
                                        f"from {t} where typeof({c}) = 'blob'"))
-                if row[2 * i + 1]:
+                if has_nul:
                     bad.append((table, f"select id, '{col}: NUL byte in text' from {t} "
                                        f"where typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0"))
                 if utf8_bad:
@@ -261,62 +263,75 @@ class Staging:
     logdir: Path | None = None
 
 
-def stage(dsn: str, pre: Preflight, logdir: Path, echo=print) -> Staging:
-    """pgloader into migration_stage (truncated first); two lanes: predictions | everything else."""
+class Restage(Exception):
+    """The preflight scan, run beside pgloader, found rows pgloader cannot carry: stage again from
+    the working copy without them."""
+
+    def __init__(self, pre: Preflight):
+        super().__init__("restage")
+        self.pre = pre
+
+
+def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None) -> Staging:
+    """pgloader into migration_stage (truncated first) in two lanes, predictions | the other tables;
+    each lane's tables are reconciled as soon as the lane ends. `after_small(conn)` runs (mapping
+    the small tables) while the predictions lane still loads."""
     started = time.monotonic()
     if shutil.which("pgloader") is None:
         raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
     tables = list(TABLES) + ([REJECTS] if pre.total_rejects else [])
+    url, env = pgloader_target(dsn)
+    logdir.mkdir(parents=True, exist_ok=True)
+    lanes = [[t for t in tables if t != "predictions"], ["predictions"]]
+    result = Staging(0.0, {}, logdir)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in [*TABLES, REJECTS]:
             conn.execute(psycopg.sql.SQL("truncate migration_stage.{}").format(psycopg.sql.Identifier(table)))
-    url, env = pgloader_target(dsn)
-    logdir.mkdir(parents=True, exist_ok=True)
-    lanes = [["predictions"], [t for t in tables if t != "predictions"]]
-
-    def lane_cmds(lane):
-        cmds = []
-        for table in lane:
-            load = logdir / f"{table}.load"
-            load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
-            cmds.append(["pgloader", "--summary", str(logdir / f"{table}.summary.csv"),
-                         "--logfile", str(logdir / f"{table}.pgloader.log"), str(load)])
-        return cmds
-
-    procs = []
-    for lane in lanes:
-        script = " && ".join(" ".join(_sh(a) for a in cmd) + f" > {_sh(str(logdir / (cmd[-1].rsplit('/', 1)[-1] + '.out')))} 2>&1"
-                             for cmd in lane_cmds(lane))
-        # `&&` only chains; each exit status is ignored below: pgloader exits 0 even on errors
-        procs.append(subprocess.Popen(["bash", "-c", script.replace(" && ", " ; ")], env=env))
-    try:
-        for proc in procs:
-            proc.wait(timeout=3600)
-    except BaseException:
-        for proc in procs:
-            proc.kill()
-        raise
-    seconds = time.monotonic() - started
-    # reconcile: staged rows vs the source's count(*) (less the preflight's rejects)
-    result = Staging(seconds, {}, logdir)
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        mismatches = []
-        for table in tables:
-            staged = conn.execute(psycopg.sql.SQL("select count(*) from migration_stage.{}").format(
-                psycopg.sql.Identifier(table))).fetchone()[0]
-            want = pre.total_rejects if table == REJECTS else pre.source_counts[table] - pre.rejects[table]
-            summary = _summary(logdir / f"{table}.summary.csv", table)
-            result.per_table[table] = {"staged": staged, "expected": want, **summary}
-            if staged != want:
-                mismatches.append(
-                    f"{table}: staged {staged} rows, source has {want}"
-                    f" (pgloader summary: read {summary.get('read')}, imported {summary.get('imported')}, "
-                    f"errors {summary.get('errors')}; log {logdir / (table + '.pgloader.log')}, "
-                    f"{logdir / (table + '.load.out')})")
-        if mismatches:
-            raise HarnessError("staging does not reconcile with the source (pgloader's exit status is not "
-                               "trusted; the target is unchanged):\n  " + "\n  ".join(mismatches))
+        procs = []
+        for lane in lanes:
+            steps = []
+            for table in lane:
+                load = logdir / f"{table}.load"
+                load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
+                argv = ["pgloader", "--summary", str(logdir / f"{table}.summary.csv"),
+                        "--logfile", str(logdir / f"{table}.pgloader.log"), str(load)]
+                steps.append(" ".join(_sh(a) for a in argv) + f" > {_sh(str(logdir / (table + '.load.out')))} 2>&1")
+            # `;` not `&&`: pgloader's exit status means nothing (0 even on errors); counts decide
+            procs.append(subprocess.Popen(["bash", "-c", " ; ".join(steps)], env=env))
+        try:
+            for lane, proc in zip(lanes, procs):
+                proc.wait(timeout=3600)
+                if confirm is not None and lane is lanes[0]:
+                    confirm()  # the preflight scan's verdict, before any count is trusted
+                _reconcile(conn, pre, lane, logdir, result)
+                if after_small is not None and lane is lanes[0]:
+                    after_small(conn)
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+            raise
+    result.seconds = time.monotonic() - started
     return result
+
+
+def _reconcile(conn, pre: Preflight, tables: list[str], logdir: Path, result: Staging) -> None:
+    """Staged rows vs the source's count(*) (less the preflight's rejects), per table."""
+    mismatches = []
+    for table in tables:
+        staged = conn.execute(psycopg.sql.SQL("select count(*) from migration_stage.{}").format(
+            psycopg.sql.Identifier(table))).fetchone()[0]
+        want = pre.total_rejects if table == REJECTS else pre.source_counts[table] - pre.rejects[table]
+        summary = _summary(logdir / f"{table}.summary.csv", table)
+        result.per_table[table] = {"staged": staged, "expected": want, **summary}
+        if staged != want:
+            mismatches.append(
+                f"{table}: staged {staged} rows, source has {want}"
+                f" (pgloader summary: read {summary.get('read')}, imported {summary.get('imported')}, "
+                f"errors {summary.get('errors')}; log {logdir / (table + '.pgloader.log')}, "
+                f"{logdir / (table + '.load.out')})")
+    if mismatches:
+        raise HarnessError("staging does not reconcile with the source (pgloader's exit status is not "
+                           "trusted; the target is unchanged):\n  " + "\n  ".join(mismatches))
 
 
 def _sh(text: str) -> str:
@@ -374,8 +389,55 @@ def _target_state(conn) -> tuple[bool, bool]:
     return empty, loaded
 
 
-def transform(conn, run_args: dict, progress) -> dict:
-    """Steps of functions/migration_load.sql in the caller's open transaction; returns the results."""
+def _map_conn(dsn: str, timezone: str):
+    """A connection for the mapping phase: the source time zone declared, no parallel workers
+    (the loader runs its own connections side by side on this 2-core budget)."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("select set_config('hrp.source_timezone', %s, false)", (timezone,))
+    conn.execute("set jit = off")
+    conn.execute("set max_parallel_workers_per_gather = 0")
+    return conn
+
+
+def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
+    """Work tables of the parent and small tables (runs while pgloader still loads predictions)."""
+    with _map_conn(dsn, timezone) as conn:
+        for table in TABLES:
+            if table == "predictions":
+                continue
+            progress(f"map {table}")
+            began = time.monotonic()
+            _call(conn, "map_table", table)
+            _call(conn, "mark_duplicates", table)
+            timers[table] += time.monotonic() - began
+
+
+def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
+    """The predictions work table, mapped in `parts` parts on as many connections at once, then
+    orphans (against the parents' work tables) and duplicates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    progress(f"map predictions ({parts} connections)")
+    began = time.monotonic()
+    with _map_conn(dsn, timezone) as conn:
+        _call(conn, "map_begin", "predictions")
+
+    def part(number):
+        with _map_conn(dsn, timezone) as conn:
+            return _call(conn, "map_rows", "predictions", number, parts)
+
+    with ThreadPoolExecutor(parts) as pool:
+        list(pool.map(part, range(parts)))
+    with _map_conn(dsn, timezone) as conn:
+        _call(conn, "map_end", "predictions")
+        progress("orphans and duplicates of predictions")
+        _call(conn, "mark_orphans")
+        _call(conn, "mark_duplicates", "predictions")
+    timers["predictions"] += time.monotonic() - began
+
+
+def transform(conn, run_args: dict, progress, timer: dict) -> dict:
+    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
@@ -383,26 +445,24 @@ def transform(conn, run_args: dict, progress) -> dict:
     # a killed loader's backend notices within a second and rolls the load back
     conn.execute("set local client_connection_check_interval = '1s'")
     conn.execute("set local work_mem = '256MB'")
-    timer = {t: 0.0 for t in TABLES}
+
+    steps: dict[str, float] = {}
 
     def step(label, function, *args, table=None):
         progress(label)
         began = time.monotonic()
         out = _call(conn, function, *args)
+        steps[label] = round(time.monotonic() - began, 3)
         if table:
             timer[table] += time.monotonic() - began
         return out
 
     for table in TABLES:
-        step(f"map {table}", "map_table", table, table=table)
-        if table == "predictions":
-            step("orphans of predictions", "mark_orphans", table=table)
-        step(f"duplicates in {table}", "mark_duplicates", table, table=table)
-    for table in TABLES:
         step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
     fast = run_args["fast_path"]
     if fast:
-        step("drop keys and indexes (bulk load)", "drop_keys", list(TABLES))
+        # the two big tables only: the small ones' indexes cost less to maintain than to rebuild
+        step("drop keys and indexes of horses, predictions (bulk load)", "drop_keys", ["horses", "predictions"])
         for table in TABLES:
             step(f"insert {table}", "apply_table", table, "insert", table=table)
         step("rebuild keys, indexes, foreign keys", "restore_keys")
@@ -413,7 +473,7 @@ def transform(conn, run_args: dict, progress) -> dict:
             step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
     for table in TABLES:
         results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), table=table)
-    return {"run_id": run, "tables": results}
+    return {"run_id": run, "tables": results, "steps": steps}
 
 
 def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | None = None,
@@ -434,6 +494,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
     except psycopg.OperationalError as exc:
         raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
     pre = None
+    scan = None
     with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                         console=console, transient=True) as bar:
         task = bar.add_task("preflight", total=None)
@@ -444,6 +505,11 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         # one load at a time per database (session lock, released when the connection closes)
         if not conn.execute("select pg_try_advisory_lock(%s)", (LOAD_LOCK_KEY,)).fetchone()[0]:
             raise HarnessError("another load is running against this database")
+        try:
+            conn.execute("select now() at time zone %s", (source_timezone,))
+        except psycopg.Error:
+            raise HarnessError(f"--source-timezone {source_timezone!r} is not a time zone PostgreSQL "
+                               "knows (see pg_timezone_names)") from None
         empty, loaded = _target_state(conn)
         if incremental and not loaded:
             raise HarnessError("--incremental needs a target loaded before by `invoke load` (no committed run "
@@ -452,32 +518,67 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
                                "a SQLite source into them (use an empty database)")
         try:
-            progress("source schema check and preflight")
-            pre = preflight(source, workroot)
+            progress("source schema check")
+            quick = preflight(source, workroot, scan=False)
+            # the content scan (BLOBs, NULs, UTF-8) runs beside pgloader on the original file; if it
+            # finds rows pgloader cannot carry, staging starts again from a working copy without them
+            from concurrent.futures import ThreadPoolExecutor
+
+            scanner = ThreadPoolExecutor(1)
+            scan = scanner.submit(preflight, source, workroot)
+
+            def confirm():
+                found = scan.result()
+                if found.total_rejects:
+                    raise Restage(found)
+
+            pre = quick
             report["sha256"] = file_sha256(source)
-            report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects}
             progress("pgloader into migration_stage")
             logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
-            staged = stage(dsn, pre, logdir)
-            report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
-                                 "logs": str(logdir)}
+            timers = {t: 0.0 for t in TABLES}
             t0 = time.monotonic()
+            try:
+                try:
+                    staged = stage(dsn, quick, logdir, confirm=confirm,
+                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
+                    pre = scan.result()
+                except Restage as again:
+                    pre = again.pre
+                    progress("pgloader into migration_stage (without the preflight's rejects)")
+                    staged = stage(dsn, pre, logdir / "restage",
+                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
+                finally:
+                    scanner.shutdown(wait=True)
+                report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
+                                     "logs": str(logdir)}
+                report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
+                                       "restaged": pre is not quick and pre.total_rejects > 0}
+                map_predictions(dsn, source_timezone, timers, progress)
+            except psycopg.Error as exc:
+                raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
+                                   f"{str(exc).strip()}") from None
+            report["mapping_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
             run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
                         "timezone": source_timezone, "max_quarantine": max_quarantine,
                         "fast_path": empty and not incremental}
             report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
             conn.autocommit = False
             try:
-                out = transform(conn, run_args, progress)
+                out = transform(conn, run_args, progress, timers)
                 report["run_id"] = out["run_id"]
                 report["tables"] = out["tables"]
-                report["transform_seconds"] = round(time.monotonic() - t0, 3)
+                report["transaction_steps"] = out["steps"]
+                report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+                report["transaction_seconds"] = round(report["transform_seconds"] - report["mapping_seconds"], 3)
                 report["seconds"] = round(time.monotonic() - started, 3)
                 report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
                 report["status"] = "committed"
                 progress("commit")
                 _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
                 conn.commit()
+                conn.autocommit = True
+                _call(conn, "clear_stage")  # the copies of the source rows go
             except psycopg.Error as exc:
                 conn.rollback()
                 diag = exc.diag
@@ -492,6 +593,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         finally:
             if pre is not None and pre.workdir is not None:
                 shutil.rmtree(pre.workdir, ignore_errors=True)
+            if scan is not None and scan.done() and scan.exception() is None and scan.result().workdir:
+                shutil.rmtree(scan.result().workdir, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 3)
     path = Path(report_path) if report_path else REPO / "reports" / f"migration-run-{report['run_id']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

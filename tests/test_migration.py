@@ -367,9 +367,9 @@ def test_kill_and_rerun_gives_the_same_end_state(pg_cluster, schema_db, tmp_path
     dirty.commit()
     dirty.close()
     probe = {"staging": "select count(*) from pg_stat_activity where query ~* '^\\s*copy '",
-             "transaction": "select count(*) from pg_stat_activity where query like '%migration.%' "
-                            "and query not like '%pg_stat_activity%' and state = 'active' "
-                            "and backend_xid is not null"}[kill_when]
+             "transaction": "select count(*) from pg_stat_activity where state = 'active' and query ~ "
+                            "'migration\\.\"(sync_quarantine|drop_keys|apply_table|restore_keys|finish_table)\"'"
+                 }[kill_when]
     proc = _load_cli(path, schema_db)
     killed = False
     with psycopg.connect(schema_db, autocommit=True) as watch:

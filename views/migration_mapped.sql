@@ -285,6 +285,10 @@ from (
             migration.parse_num(s.confidence) as confidence_n,
             migration.ts_kind(s.created_at) as created_kind
         from migration_stage.predictions as s
+        -- the part of the rows this call maps (the loader maps predictions on two connections)
+        where
+            mod(s.id::bigint, coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
+            = coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0)
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09
     ) as q

@@ -37,7 +37,7 @@ select migration.map_table('predictions');
 select is(migration.mark_orphans(), 2::bigint, 'children of quarantined parents are marked');
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
 select results_eq(
-    $$select id, reason from pg_temp.m_predictions where reason is not null order by id$$,
+    $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
     $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),
              (3::bigint, 'horse_id: parent horses id 2 is quarantined'),
              (4::bigint, 'duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version))'
@@ -70,7 +70,7 @@ select results_eq(
     'only the migrating prediction is inserted'
 );
 -- merge: a changed source row updates the target, the trigger does not touch updated_at
-update pg_temp.m_horses set weight = 555.5
+update migration_stage.m_horses set weight = 555.5
 where id = 1;
 select is(migration.apply_table('horses', 'upsert'), 1::bigint, 'upsert updates the changed row');
 select results_eq(
@@ -78,7 +78,7 @@ select results_eq(
     $$values (555.5::numeric(5, 1), '2024-01-03 00:00:00+00'::timestamptz)$$,
     'the source updated_at is kept through an update'
 );
-delete from pg_temp.m_predictions
+delete from migration_stage.m_predictions
 where id = 1;
 select
     is(

@@ -35,7 +35,7 @@ select is(
     'finish_table: source and target checksums match'
 );
 select is(nextval('races_id_seq'), 6::bigint, 'finish_table sets the sequence past the highest id');
-update pg_temp.m_races set race_name = 'Tampered'
+update migration_stage.m_races set race_name = 'Tampered'
 where id = 5;
 delete from migration.run_tables;
 select throws_like(
@@ -43,7 +43,7 @@ select throws_like(
     'checksum mismatch for races%',
     'finish_table raises on a checksum mismatch'
 );
-insert into pg_temp.m_races (source_id, id, reason, norms) values ('6', 6, 'pgtap reason', '{}');
+insert into migration_stage.m_races (source_id, id, reason, norms) values ('6', 6, 'pgtap reason', '{}');
 insert into public.races (id, race_name, race_date) values (6, 'Both', '2024-01-01');
 select throws_like(
     format('select migration.finish_table(%s, %L, 0)', :run, 'races'),
@@ -52,7 +52,7 @@ select throws_like(
 );
 delete from public.races
 where id = 6;
-update pg_temp.m_races set race_name = 'Gold Cup'
+update migration_stage.m_races set race_name = 'Gold Cup'
 where id = 5;
 select migration.finish_table(:run, 'races', 0);
 select throws_like(
