@@ -43,7 +43,8 @@ select throws_like(
     'checksum mismatch for races%',
     'finish_table raises on a checksum mismatch'
 );
-insert into migration_stage.m_races (source_id, id, reason, norms) values ('6', 6, 'pgtap reason', '{}');
+insert into migration_stage.m_races (source_id, id, reason, norms)
+values ('6', 6, 'pgtap reason', '{}');
 insert into public.races (id, race_name, race_date) values (6, 'Both', '2024-01-01');
 select throws_like(
     format('select migration.finish_table(%s, %L, 0)', :run, 'races'),
