@@ -237,13 +237,22 @@ def pgloader_target(dsn: str) -> tuple[str, dict[str, str]]:
         if not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
             raise HarnessError(f"pgloader cannot take {what} {value!r} in its URL (URL escapes are not "
                                "decoded); use a plain name")
+    query = ""
     if host.startswith("/"):
         host = f"unix:{host}"
+    else:
+        # pgloader knows disable/allow/prefer/require; with require it verifies the server's
+        # certificate chain against OpenSSL's CA file, which SSL_CERT_FILE points at sslrootcert
+        mode = params.get("sslmode", "prefer")
+        query = "?sslmode=" + ("require" if mode in ("require", "verify-ca", "verify-full") else
+                               mode if mode in ("disable", "allow", "prefer") else "prefer")
     env = dict(os.environ)
     env.pop("PGPASSWORD", None)
     if params.get("password"):
         env["PGPASSWORD"] = params["password"]
-    return f"postgresql://{user}@{host}:{port}/{dbname}", env
+    if params.get("sslrootcert") and not host.startswith("unix:"):
+        env["SSL_CERT_FILE"] = params["sslrootcert"]
+    return f"postgresql://{user}@{host}:{port}/{dbname}{query}", env
 
 
 def render_pgloader(source: Path, target_url: str, table: str, batch_rows: int) -> str:

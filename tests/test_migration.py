@@ -438,3 +438,27 @@ def test_sample_generator_is_deterministic_and_sized(tmp_path):
     con.close()
     assert counts == {"races": 1_000, "horses": 5_000, "predictions": 50_000, "users": 100, "api_credentials": 5}
     assert uniques == (5_000, 100, 50_000) and orphans == 0
+
+
+def test_load_over_tls_with_a_password_pgloader_cannot_take_in_a_url(pg_cluster, schema_db, tmp_path):
+    """pgloader gets the password through PGPASSWORD (it does not decode URL escapes) and TLS."""
+    password = "p@ss w%rd:/?x"
+    dbname = psycopg.conninfo.conninfo_to_dict(schema_db)["dbname"]
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
+        admin.execute("drop role if exists hrp_loader_test")
+        admin.execute(psycopg.sql.SQL("create role hrp_loader_test login superuser password {}").format(
+            psycopg.sql.Literal(password)))
+    try:
+        dsn = pg_cluster.tcp_dsn(dbname, "hrp_loader_test", password)
+        assert "verify-full" in dsn
+        path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=11)
+        report = load(path, dsn)
+        assert {t: v["migrated_rows"] for t, v in report["tables"].items()} == {
+            "races": 40, "horses": 300, "users": 20, "api_credentials": 4, "predictions": 2_000}
+        with psycopg.connect(schema_db) as conn:
+            assert conn.execute("select count(*) from predictions").fetchone()[0] == 2_000
+    finally:
+        with psycopg.connect(schema_db, autocommit=True) as admin:  # the work tables it created
+            admin.execute("reassign owned by hrp_loader_test to postgres")
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
+            admin.execute("drop role hrp_loader_test")
