@@ -87,14 +87,13 @@ begin
          from migration_stage.hrp_preflight_rejects where source_table = %L',
         'm_' || p_table, p_table
     );
-    execute format('create index on migration_stage.%I (id)', 'm_' || p_table);
     execute format('analyze migration_stage.%I', 'm_' || p_table);
     execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
     return v_rows;
 end
 $$;
 comment on function migration.map_end(text) is
-'Adds the preflight rejects of a table to its work table, indexes it; returns its row count.';
+'Adds the preflight rejects of a table to its work table, analyzes it; returns its row count.';
 
 create or replace function migration.map_table(p_table text)
 returns bigint
@@ -180,6 +179,7 @@ declare
     v_label text;
     v_rows bigint := 0;
     v_step bigint;
+    v_found boolean;
 begin
     for v_key, v_label in
         select k.expr, k.label from (values
@@ -192,7 +192,14 @@ begin
         ) as k (tbl, expr, label)
         where k.tbl = p_table
     loop
-        -- v_key comes from the constant list above, never from input
+        -- v_key comes from the constant list above, never from input. One aggregate pass finds
+        -- whether the key has duplicates at all; the update (a second pass) runs only then.
+        execute format(
+            'select exists (select from migration_stage.%1$I where reason is null
+                            group by %2$s having count(*) > 1)',
+            'm_' || p_table, v_key
+        ) into v_found;
+        continue when not v_found;
         execute format(
             'update migration_stage.%1$I as m set reason = format(%2$L, d.keep)
              from (

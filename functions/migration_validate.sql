@@ -51,10 +51,12 @@ begin
         'select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)
          from migration_stage.%I', 'm_' || p_table)
     into v_source, v_migrated, v_quarantined;
-    execute format('select count(*) from public.%I', p_table) into v_target;
+    v_target := split_part(v_tgt, ':', 1)::bigint;
+    -- quarantined rows found in the target, through the target's primary key
     execute format(
-        'select count(*) from public.%I as t join migration_stage.%I as m on m.id = t.id where m.reason is not null',
-        p_table, 'm_' || p_table) into v_both;
+        'select count(*) from migration_stage.%I as m
+         where m.reason is not null and exists (select from public.%I as t where t.id = m.id)',
+        'm_' || p_table, p_table) into v_both;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
              select regexp_replace(reason, ''[0-9]+'', ''N'', ''g'') as r, count(*) as n
@@ -62,7 +64,10 @@ begin
     into v_reasons;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
-             select r, count(*) as n from (select distinct id, unnest(norms) as r from migration_stage.%I where reason is null) as d group by 1) as x',
+             select r, count(*) as n from (
+                 select distinct id, unnest(norms) as r from migration_stage.%I
+                 where reason is null and cardinality(norms) > 0
+             ) as d group by 1) as x',
         'm_' || p_table)
     into v_norms;
     if v_source <> v_migrated + v_quarantined then

@@ -104,7 +104,7 @@ select
 from (
     select
         s.*,
-        migration.parse_int(s.id) as id_n,
+        s.id::bigint as id_n,  -- staged SQLite rowids: always integers
         migration.parse_date(s.race_date) as race_date_d,
         case
             when s.race_type = any(enum_range(null::race_type_enum)::text[]) then s.race_type
@@ -192,7 +192,7 @@ select
 from (
     select
         s.*,
-        migration.parse_int(s.id) as id_n,
+        s.id::bigint as id_n,  -- staged SQLite rowids: always integers
         migration.parse_int(s.age) as age_n,
         migration.parse_num(s.weight) as weight_n,
         migration.ts_kind(s.created_at) as created_kind,
@@ -278,7 +278,7 @@ from (
     from (
         select
             s.*,
-            migration.parse_int(s.id) as id_n,
+            s.id::bigint as id_n,  -- staged SQLite rowids: always integers
             migration.parse_int(s.race_id) as race_id_n,
             migration.parse_int(s.horse_id) as horse_id_n,
             migration.parse_num(s.prediction_value) as value_n,
@@ -353,7 +353,7 @@ from (
     from (
         select
             s.*,
-            migration.parse_int(s.id) as id_n,
+            s.id::bigint as id_n,  -- staged SQLite rowids: always integers
             -- the target's valid_email check, verbatim
             coalesce(s.email ~* '^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}$', false)
                 as email_ok,
@@ -413,7 +413,7 @@ from (
     from (
         select
             s.*,
-            migration.parse_int(s.id) as id_n,
+            s.id::bigint as id_n,  -- staged SQLite rowids: always integers
             migration.parse_bool(s.is_active) as is_active_b,
             migration.ts_kind(s.created_at) as created_kind
         from migration_stage.api_credentials as s
