@@ -24,6 +24,7 @@ import shutil
 import sqlite3
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -310,11 +311,13 @@ def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None
         try:
             for lane, proc in zip(lanes, procs):
                 proc.wait(timeout=3600)
-                if confirm is not None and lane is lanes[0]:
-                    confirm()  # the preflight scan's verdict, before any count is trusted
-                _reconcile(conn, pre, lane, logdir, result)
                 if after_small is not None and lane is lanes[0]:
+                    # mapping needs no verdict yet: nothing reaches the target before the
+                    # reconciliation below, and a restage maps again
                     after_small(conn)
+            if confirm is not None:
+                confirm()  # the preflight scan's verdict, before any count is trusted
+            _reconcile(conn, pre, tables, logdir, result)
         except BaseException:
             for proc in procs:
                 proc.kill()
@@ -534,7 +537,13 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             from concurrent.futures import ThreadPoolExecutor
 
             scanner = ThreadPoolExecutor(1)
-            scan = scanner.submit(preflight, source, workroot)
+
+            def background_scan():
+                # below pgloader's priority: the scan takes the CPU pgloader leaves idle
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+                return preflight(source, workroot)
+
+            scan = scanner.submit(background_scan)
 
             def confirm():
                 found = scan.result()
