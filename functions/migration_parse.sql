@@ -26,8 +26,7 @@ returns numeric
 language sql immutable parallel safe
 as $$
     select case
-        when length(v) between 1 and 40 and translate(v, '0123456789', '') in ('', '.', '-', '-.')
-            and length(translate(v, '.-', '')) > 0 and strpos(v, '-') in (0, 1) then v::numeric
+        when length(v) <= 40 and v ~ '^-?[0-9]+\.?[0-9]*$' then v::numeric
         when length(v) <= 60 and v ~ '^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9][0-9]?[0-9]?)?$'
             then v::numeric
     end

@@ -82,7 +82,8 @@ select
         end,
         case
             when
-                p.distance_n::float8::numeric <> round(p.distance_n, 2)
+                p.distance_n <> round(p.distance_n, 2)
+                and p.distance_n::float8::numeric <> round(p.distance_n, 2)
                 then 'real_rounded_to_scale'
         end,
         case
@@ -176,7 +177,10 @@ select
     ), '') as reason,
     array_remove(array[
         case
-            when p.weight_n::float8::numeric <> round(p.weight_n, 1) then 'real_rounded_to_scale'
+            when
+                p.weight_n <> round(p.weight_n, 1)
+                and p.weight_n::float8::numeric <> round(p.weight_n, 1)
+                then 'real_rounded_to_scale'
         end,
         case
             when p.created_kind = 'epoch' or p.updated_kind = 'epoch' then 'timestamp_from_epoch'
@@ -262,8 +266,14 @@ select
     array_remove(array[
         case
             when
-                p.value_n::float8::numeric <> round(p.value_n, 6)
-                or p.confidence_n::float8::numeric <> round(p.confidence_n, 4)
+                (
+                    p.value_n <> round(p.value_n, 6)
+                    and p.value_n::float8::numeric <> round(p.value_n, 6)
+                )
+                or (
+                    p.confidence_n <> round(p.confidence_n, 4)
+                    and p.confidence_n::float8::numeric <> round(p.confidence_n, 4)
+                )
                 then 'real_rounded_to_scale'
         end,
         case when p.created_kind = 'epoch' then 'timestamp_from_epoch' end,
