@@ -135,6 +135,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path):
         "races": (16, 4, 12), "horses": (9, 3, 6), "predictions": (12, 2, 10),
         "users": (5, 2, 3), "api_credentials": (5, 3, 2)}
     assert report["preflight"]["rejected_rows"]["races"] == 3
+    assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
     assert all(v["checksum_match"] for v in t.values())
     assert t["races"]["normalised_by_rule"] == {
         "enum_label_case_folded": 1, "real_rounded_to_scale": 1, "weather_text_as_json_string": 1,
