@@ -43,6 +43,8 @@ PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
 TABLES = ("races", "horses", "users", "api_credentials", "predictions")
 BATCH_ROWS = {"races": 1000, "horses": 2000, "predictions": 5000, "users": 500, "api_credentials": 10}
 REJECTS = "hrp_preflight_rejects"
+#: Source files at least this big are scanned by the preflight while pgloader already loads them.
+SCAN_BESIDE_PGLOADER_BYTES = 8 * 2**20
 # pg_advisory_lock key private to the loader: one load at a time per database.
 LOAD_LOCK_KEY = int.from_bytes(hashlib.sha256(b"hrp_load").digest()[:8], "big", signed=True)
 
@@ -283,35 +285,36 @@ class Restage(Exception):
 
 
 def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None) -> Staging:
-    """pgloader into migration_stage (truncated first) in two lanes, predictions | the other tables;
-    each lane's tables are reconciled as soon as the lane ends. `after_small(conn)` runs (mapping
-    the small tables) while the predictions lane still loads."""
+    """pgloader into migration_stage (truncated first), one process per table, all at once.
+    `after_small(conn)` runs (mapping the small tables) while predictions still loads; then
+    `confirm()` (the preflight scan's verdict) and the reconciliation of every table."""
     started = time.monotonic()
     if shutil.which("pgloader") is None:
         raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
     tables = list(TABLES) + ([REJECTS] if pre.total_rejects else [])
     url, env = pgloader_target(dsn)
     logdir.mkdir(parents=True, exist_ok=True)
-    lanes = [[t for t in tables if t != "predictions"], ["predictions"]]
+    # one pgloader per table, all started at once (pgloader takes ~0.3 s to start: sequential starts
+    # would dominate small loads); predictions, the big one, is waited for last
+    lanes = [[t] for t in tables if t != "predictions"] + [["predictions"]]
     result = Staging(0.0, {}, logdir)
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in [*TABLES, REJECTS]:
             conn.execute(psycopg.sql.SQL("truncate migration_stage.{}").format(psycopg.sql.Identifier(table)))
         procs = []
-        for lane in lanes:
-            steps = []
-            for table in lane:
-                load = logdir / f"{table}.load"
-                load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
-                argv = ["pgloader", "--summary", str(logdir / f"{table}.summary.csv"),
-                        "--logfile", str(logdir / f"{table}.pgloader.log"), str(load)]
-                steps.append(" ".join(_sh(a) for a in argv) + f" > {_sh(str(logdir / (table + '.load.out')))} 2>&1")
-            # `;` not `&&`: pgloader's exit status means nothing (0 even on errors); counts decide
-            procs.append(subprocess.Popen(["bash", "-c", " ; ".join(steps)], env=env))
+        for (table,) in lanes:
+            load = logdir / f"{table}.load"
+            load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
+            argv = ["pgloader", "--summary", str(logdir / f"{table}.summary.csv"),
+                    "--logfile", str(logdir / f"{table}.pgloader.log"), str(load)]
+            with (logdir / f"{table}.load.out").open("w") as out:
+                # its exit status means nothing (0 even on errors): the counts decide
+                procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              preexec_fn=_die_with_parent))
         try:
             for lane, proc in zip(lanes, procs):
                 proc.wait(timeout=3600)
-                if after_small is not None and lane is lanes[0]:
+                if after_small is not None and lane is lanes[-2]:  # every small table is staged
                     # mapping needs no verdict yet: nothing reaches the target before the
                     # reconciliation below, and a restage maps again
                     after_small(conn)
@@ -321,9 +324,18 @@ def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None
         except BaseException:
             for proc in procs:
                 proc.kill()
+                proc.wait()
             raise
     result.seconds = time.monotonic() - started
     return result
+
+
+def _die_with_parent() -> None:
+    """In the pgloader child before exec: SIGKILL it when the loader dies (prctl PDEATHSIG), so a
+    killed load never leaves a pgloader writing into the staging tables of the next one."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 def _reconcile(conn, pre: Preflight, tables: list[str], logdir: Path, result: Staging) -> None:
@@ -531,7 +543,9 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                                "a SQLite source into them (use an empty database)")
         try:
             progress("source schema check")
-            quick = preflight(source, workroot, scan=False)
+            # small files: the full preflight first (milliseconds, and no second pgloader pass when
+            # it finds rows); big files: the content scan runs beside pgloader
+            quick = preflight(source, workroot, scan=source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES)
             # the content scan (BLOBs, NULs, UTF-8) runs beside pgloader on the original file; if it
             # finds rows pgloader cannot carry, staging starts again from a working copy without them
             from concurrent.futures import ThreadPoolExecutor
@@ -539,6 +553,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             scanner = ThreadPoolExecutor(1)
 
             def background_scan():
+                if quick.load_path != source or source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES:
+                    return quick  # already scanned
                 # below pgloader's priority: the scan takes the CPU pgloader leaves idle
                 os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
                 return preflight(source, workroot)
@@ -558,7 +574,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             t0 = time.monotonic()
             try:
                 try:
-                    staged = stage(dsn, quick, logdir, confirm=confirm,
+                    staged = stage(dsn, quick, logdir, confirm=confirm if quick.load_path == source else None,
                                    after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
                     pre = scan.result()
                 except Restage as again:
