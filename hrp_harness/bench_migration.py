@@ -3,7 +3,9 @@
 On a throwaway cluster (the project's conf/, sized like any other), with the production-size sample:
   full      `invoke load` end to end into an empty deployed database (preflight, pgloader staging,
             the one-transaction SQL transform with keys, checksums, accounting)
-  pgloader  the same staging step alone (pgloader into migration_stage, two lanes, reconciled)
+  pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (one
+            process per table, the spec's batch sizes, reconciled) and one process for all tables;
+            pgloader_s is the faster of the two
   copy      the floor: sqlite3 CSV export + COPY of the same rows into unlogged text tables
 Peak memory is the largest summed RSS of this process and its children (pgloader, sqlite3) sampled
 every 20 ms during the phase (the server's own memory is not counted). The last line printed is one
@@ -24,7 +26,7 @@ import psutil
 import psycopg
 from psycopg import sql
 
-from . import migrate, sample
+from . import HarnessError, migrate, sample
 from .apply import apply
 from .cluster import Cluster
 from .server_user import make_server_dir
@@ -88,6 +90,28 @@ def _copy_floor(source: Path, dsn: str, workdir: Path) -> float:
     return time.monotonic() - started
 
 
+def _pgloader_single(source: Path, dsn: str, logdir: Path, rows: int) -> float:
+    """Reference: ONE pgloader process for every table (`like '%'`, batch rows 5000) into staging;
+    seconds. Checked like the loader's staging: staged rows must equal the source's."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in migrate.TABLES:
+            conn.execute(sql.SQL("truncate migration_stage.{}").format(sql.Identifier(table)))
+    url, env = migrate.pgloader_target(dsn)
+    logdir.mkdir(parents=True, exist_ok=True)
+    load = logdir / "all-tables.load"
+    load.write_text(migrate.render_pgloader(source, url, "%", 5000))
+    started = time.monotonic()
+    with (logdir / "all-tables.out").open("w") as out:
+        subprocess.run(["pgloader", str(load)], env=env, stdout=out, stderr=subprocess.STDOUT)
+    seconds = time.monotonic() - started
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        staged = sum(conn.execute(sql.SQL("select count(*) from migration_stage.{}").format(
+            sql.Identifier(t))).fetchone()[0] for t in migrate.TABLES)
+    if staged != rows:
+        raise HarnessError(f"reference pgloader run staged {staged} rows of {rows} (see {logdir})")
+    return seconds
+
+
 def run(size: str = "production", seed: int = 1, echo=print) -> dict:
     from rich.console import Console
     from rich.table import Table
@@ -114,7 +138,12 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
         with PeakRss() as pgl_mem:
             t0 = time.monotonic()
             migrate.stage(dsn, pre, base / "pgloader-only")
-            pgloader_s = time.monotonic() - t0
+            staging_s = time.monotonic() - t0
+        with PeakRss() as single_mem:
+            single_s = _pgloader_single(source, dsn, base / "pgloader-single", rows)
+        # the target compares with the FASTER way to run pgloader alone, so that a slower staging
+        # configuration can never make the ratio look better
+        pgloader_s = min(staging_s, single_s)
 
         with PeakRss() as copy_mem:
             copy_s = _copy_floor(source, dsn, base)
@@ -124,7 +153,8 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
         for col in ("phase", "seconds", "rows/s", "peak RSS MB", "x copy", "x pgloader"):
             table.add_column(col, justify="right" if col != "phase" else "left")
         for name, secs, mem in (("full migration (invoke load)", full_s, full_mem.mb),
-                                ("pgloader alone into staging", pgloader_s, pgl_mem.mb),
+                                ("pgloader alone: the loader's staging (1 process/table)", staging_s, pgl_mem.mb),
+                                ("pgloader alone: 1 process, all tables", single_s, single_mem.mb),
                                 ("plain COPY floor (CSV export + COPY)", copy_s, copy_mem.mb)):
             table.add_row(name, f"{secs:.2f}", f"{rows / secs:,.0f}", f"{mem}", f"{secs / copy_s:.2f}",
                           f"{secs / pgloader_s:.2f}")
@@ -140,7 +170,9 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
                   "rows": rows, "full_over_pgloader": round(full_s / pgloader_s, 3), "target_met": met,
                   "preflight_s": report["preflight"]["seconds"], "staging_s": report["staging"]["seconds"],
                   "transform_s": report["transform_seconds"],
-                  "peak_rss_mb": {"full": full_mem.mb, "pgloader": pgl_mem.mb, "copy": copy_mem.mb},
+                  "pgloader_staging_s": round(staging_s, 3), "pgloader_single_s": round(single_s, 3),
+                  "peak_rss_mb": {"full": full_mem.mb, "pgloader": pgl_mem.mb, "pgloader_single": single_mem.mb,
+                                  "copy": copy_mem.mb},
                   "size": size, "seed": seed}
         print(json.dumps(result))
         return result
