@@ -5,7 +5,7 @@ Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in funct
   2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (which make
                            pgloader 3.6 silently drop the rest of a table); such rows are kept out of
                            pgloader in a working copy and staged as escaped JSON for the quarantine
-  3. staging               pgloader, one process per table (the spec's batch size each, two lanes),
+  3. staging               pgloader, one process per table (the spec's batch size each, all at once),
                            into migration_stage.* (UNLOGGED, all text); exit status never trusted:
                            staged count(*) must equal the source's count(*) per table
   4. transform             ONE transaction: map, quarantine, duplicates, orphans, insert/merge,
