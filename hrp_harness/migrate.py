@@ -507,7 +507,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    console = Console(stderr=True, quiet=quiet)
+    # a terminal gets its own width; logs and pipes a wide table instead of rich's 80 columns
+    console = Console(stderr=True, quiet=quiet, width=None if os.isatty(2) else 160)
     source = Path(sqlite_path).resolve()
     started = time.monotonic()
     workroot = Path(tempfile.gettempdir())

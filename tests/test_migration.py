@@ -76,6 +76,7 @@ HORSES = [
     (7, "'Heavy'", "4", "1000", "NULL", "NULL", "NULL", "NULL", "NULL"),
     (8, "'Rounded'", "4", "'455.25'", "NULL", "NULL", "NULL", "NULL", "NULL"),     # text -> REAL affinity
     (9, "'Sea The Stars'", "NULL", "NULL", "NULL", "NULL", "NULL", "'2019-05-05 05:05:05.123456'", "NULL"),
+    (10, "'Ça Va Bien 🐎'", "3", "612.0", "'Søren Ólafsson'", "NULL", "'Écurie Ōkami'", "NULL", "NULL"),  # valid UTF-8
 ]
 PREDICTIONS = [
     # id, race_id, horse_id, prediction_value, confidence, algorithm_version, created_at
@@ -134,7 +135,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
     assert hashlib.sha256(source.read_bytes()).hexdigest() == before, "the source file must not change"
     t = report["tables"]
     assert {k: (v["source_rows"], v["migrated_rows"], v["quarantined_rows"]) for k, v in t.items()} == {
-        "races": (16, 4, 12), "horses": (9, 3, 6), "predictions": (12, 2, 10),
+        "races": (16, 4, 12), "horses": (10, 4, 6), "predictions": (12, 2, 10),
         "users": (5, 2, 3), "api_credentials": (5, 3, 2)}
     assert report["preflight"]["rejected_rows"]["races"] == 3
     assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
@@ -214,6 +215,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
              ts("2020-01-01 00:00:00"), ts("2021-01-01 00:00:00")),
             (8, "Rounded", 4, Decimal("455.3"), None, None, None, None, None, None),
             (9, "Sea The Stars", None, None, None, None, None, None, ts("2019-05-05 05:05:05.123456"), None),
+            (10, "Ça Va Bien 🐎", 3, Decimal("612.0"), "Søren Ólafsson", None, "Écurie Ōkami", None, None, None),
         ]
         assert conn.execute(
             "select id, race_id, horse_id, prediction_value, confidence, algorithm_version, created_at,"
@@ -245,7 +247,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
                 f" on q.source_table = '{table}' and q.source_id = {table}.id").fetchone()[0]
             assert both == 0
         assert conn.execute("select nextval('races_id_seq')").fetchone()[0] == 17
-        assert conn.execute("select nextval('horses_id_seq')").fetchone()[0] == 10
+        assert conn.execute("select nextval('horses_id_seq')").fetchone()[0] == 11
         assert conn.execute(
             "select status, mode from migration.runs where run_id = %s", (report["run_id"],)).fetchone() == \
             ("committed", "full")
@@ -305,6 +307,16 @@ def test_source_schema_mismatch_is_refused(schema_db, tmp_path, change, message)
         load(path, schema_db)
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select count(*) from horses").fetchone()[0] == 0
+
+
+def test_utf16_source_is_refused(schema_db, tmp_path):
+    path = tmp_path / "utf16.sqlite"
+    con = sqlite3.connect(path)
+    con.execute("pragma encoding = 'UTF-16le'")
+    con.executescript(migrate.SQLITE_SCHEMA.read_text())
+    con.close()
+    with pytest.raises(HarnessError, match=r"database encoding is UTF-16le; the loader reads UTF-8 files only"):
+        load(path, schema_db)
 
 
 def test_incremental_sync_new_changed_deleted_rows(schema_db, tmp_path):
