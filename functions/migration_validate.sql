@@ -59,7 +59,7 @@ begin
         'm_' || p_table, p_table) into v_both;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
-             select regexp_replace(reason, ''[0-9]+'', ''N'', ''g'') as r, count(*) as n
+             select regexp_replace(reason, ''id [0-9]+'', ''id N'', ''g'') as r, count(*) as n
              from migration_stage.%I where reason is not null group by 1) as x', 'm_' || p_table)
     into v_reasons;
     execute format(

@@ -671,5 +671,5 @@ def print_report(report: dict, console) -> None:
     console.print(table)
     if report["quarantined_total"]:
         console.print(f"[bold red]{report['quarantined_total']} source rows are in migration.quarantine[/] "
-                      f"(select * from migration.quarantine where run_id <= {report['run_id']})")
+                      f"(select source_table, source_id, reason, source_row from migration.quarantine)")
     console.print(f"report: {report['report_file']}")

@@ -144,6 +144,10 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
         "enum_label_case_folded": 1, "real_rounded_to_scale": 1, "weather_text_as_json_string": 1,
         "timestamp_from_epoch": 1, "timestamp_offset_to_utc": 1, "timestamp_from_date_only": 1}
     assert t["horses"]["normalised_by_rule"] == {"real_rounded_to_scale": 1}
+    assert t["races"]["quarantined_by_reason"]["race_name: invalid UTF-8"] == 1
+    assert t["predictions"]["quarantined_by_reason"]["race_id: parent races id N is quarantined"] == 2
+    assert t["horses"]["quarantined_by_reason"][
+        "duplicate of horses id N on lower(horse_name) (lowest id kept)"] == 2
     assert t["predictions"]["normalised_by_rule"] == {"real_rounded_to_scale": 1}
     assert t["users"]["normalised_by_rule"] == {"timestamp_from_date_only": 1}
     assert t["api_credentials"]["normalised_by_rule"] == {"boolean_from_text": 1}
