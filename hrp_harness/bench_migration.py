@@ -3,9 +3,9 @@
 On a throwaway cluster (the project's conf/, sized like any other), with the production-size sample:
   full      `invoke load` end to end into an empty deployed database (preflight, pgloader staging,
             the one-transaction SQL transform with keys, checksums, accounting)
-  pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (one
-            process per table, the spec's batch sizes, reconciled) and one process for all tables;
-            pgloader_s is the faster of the two
+  pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (two
+            processes, the spec's batch size per table, reconciled) and one process for all tables
+            (batch rows 5000); pgloader_s is the faster of the two
   copy      the floor: sqlite3 CSV export + COPY of the same rows into unlogged text tables
 Peak memory is the largest summed RSS of this process and its children (pgloader, sqlite3) sampled
 every 20 ms during the phase (the server's own memory is not counted). The last line printed is one
@@ -153,7 +153,7 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
         for col in ("phase", "seconds", "rows/s", "peak RSS MB", "x copy", "x pgloader"):
             table.add_column(col, justify="right" if col != "phase" else "left")
         for name, secs, mem in (("full migration (invoke load)", full_s, full_mem.mb),
-                                ("pgloader alone: the loader's staging (1 process/table)", staging_s, pgl_mem.mb),
+                                ("pgloader alone: the loader's staging (2 processes)", staging_s, pgl_mem.mb),
                                 ("pgloader alone: 1 process, all tables", single_s, single_mem.mb),
                                 ("plain COPY floor (CSV export + COPY)", copy_s, copy_mem.mb)):
             table.add_row(name, f"{secs:.2f}", f"{rows / secs:,.0f}", f"{mem}", f"{secs / copy_s:.2f}",
