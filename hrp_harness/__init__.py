@@ -1,0 +1,1 @@
+"""HRP PostgreSQL platform harness: thin orchestration around PostgreSQL, Patroni and pgBackRest."""

@@ -1,0 +1,189 @@
+"""pgBackRest: the encrypted repository, its stanza, backups, expiry, restore and point-in-time recovery.
+
+pgBackRest does the work; this module renders conf/pgbackrest.conf.template, keeps the passphrase
+out of the repository, and runs pgbackrest as the server user.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+from hrp_harness.paths import REPO, state_dir
+from hrp_harness.server_user import SERVER_USER, as_server_user, chown_for_server
+
+STANZA = "hrp"
+PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
+BACKUP_TYPES = ("full", "diff", "incr")
+
+
+class BackupError(RuntimeError):
+    """A pgBackRest command failed; the message carries the command and its stderr."""
+
+
+@dataclass(frozen=True)
+class PgInstance:
+    """One PostgreSQL instance pgBackRest may back up: data dir, port and unix socket dir."""
+
+    data_dir: Path
+    port: int
+    socket_dir: Path
+
+
+def passphrase_file() -> Path:
+    return state_dir() / "secrets" / "backup-passphrase"
+
+
+def passphrase() -> str:
+    """The repository passphrase: $HRP_BACKUP_PASSPHRASE, else the 0600 secrets file in the state
+    dir, created with a random passphrase on first use. Never written into the git tree."""
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    path = passphrase_file()
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise BackupError(f"{path} has mode {mode:o}; it holds the backup passphrase and must be 0600")
+    return path.read_text().strip()
+
+
+def read_fragment(path: Path, values: dict[str, str]) -> dict[str, str]:
+    """The `name = value` settings of a conf/ fragment, with @NAME@ placeholders rendered and the
+    quotes of quoted values removed (the values Patroni and pg_ctl -c expect)."""
+    settings = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise ValueError(f"{path}:{lineno}: expected `name = value`, got {raw!r}")
+        value = value.strip()
+        if value.startswith("'"):
+            end = value.rindex("'")
+            value = value[1:end].replace("''", "'")
+        else:
+            value = value.split("#", 1)[0].strip()
+        for key, rendered in values.items():
+            value = value.replace(f"@{key}@", rendered)
+        settings[name.strip()] = value
+    return settings
+
+
+class Repository:
+    """A pgBackRest repository with one stanza, all under `base` (STATE/backup by default):
+
+    base/pgbackrest.conf   rendered template (no secret)      base/conf.d/cipher.conf  passphrase, 0600
+    base/repo              the encrypted repository           base/log, base/lock, base/spool
+    """
+
+    def __init__(self, instances: list[PgInstance], base: Path | None = None, stanza: str = STANZA):
+        if not instances:
+            raise ValueError("a stanza needs at least one PostgreSQL instance")
+        self.instances = list(instances)
+        self.base = Path(base or state_dir() / "backup").resolve()
+        self.stanza = stanza
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.base / "pgbackrest.conf"
+
+    def write_config(self) -> None:
+        """Render the template and the passphrase fragment; give the tree to the server user."""
+        for sub in ("repo", "log", "lock", "spool", "conf.d"):
+            (self.base / sub).mkdir(parents=True, exist_ok=True)
+        os.chmod(self.base, 0o750)
+        pg_hosts = []
+        for index, pg in enumerate(self.instances, 1):
+            pg_hosts += [f"pg{index}-path={pg.data_dir}", f"pg{index}-port={pg.port}",
+                         f"pg{index}-socket-path={pg.socket_dir}", f"pg{index}-user=postgres"]
+        template = Template((REPO / "conf" / "pgbackrest.conf.template").read_text())
+        self.config.write_text(template.substitute(
+            repo_path=self.base / "repo", log_path=self.base / "log", lock_path=self.base / "lock",
+            spool_path=self.base / "spool", stanza=self.stanza, pg_hosts="\n".join(pg_hosts)))
+        cipher = self.base / "conf.d" / "cipher.conf"
+        fd = os.open(cipher, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
+                      f"[global]\nrepo1-cipher-pass={passphrase()}\n")
+        os.chmod(cipher, 0o600)
+        chown_for_server(self.base)
+
+    def archive_settings(self, data_dir: Path) -> dict[str, str]:
+        """archive_mode/archive_command (conf/replication-primary.conf) rendered for one instance."""
+        settings = read_fragment(REPO / "conf" / "replication-primary.conf", self.placeholders(data_dir))
+        return {k: settings[k] for k in ("archive_mode", "archive_command")}
+
+    def placeholders(self, data_dir: Path) -> dict[str, str]:
+        return {"PGBACKREST_CONFIG_PATH": str(self.base), "STANZA": self.stanza,
+                "PGDATA": str(Path(data_dir).resolve())}
+
+    # -- commands ------------------------------------------------------------------------------
+    def run(self, command: str, *options: str, env: dict | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        argv = as_server_user(["pgbackrest", f"--config-path={self.base}", f"--stanza={self.stanza}",
+                               *options, command])
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/")
+        if check and proc.returncode != 0:
+            raise BackupError(f"pgbackrest {command} {' '.join(options)} failed "
+                              f"(exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def stanza_create(self) -> None:
+        self.run("stanza-create")
+
+    def check(self) -> None:
+        """pgbackrest check: forces a WAL switch and waits until that segment is archived."""
+        self.run("check")
+
+    def backup(self, backup_type: str = "full") -> dict:
+        """Take a backup (full, diff or incr); returns its entry from `info`."""
+        if backup_type not in BACKUP_TYPES:
+            raise ValueError(f"backup type {backup_type!r}: expected one of {', '.join(BACKUP_TYPES)}")
+        self.run("backup", f"--type={backup_type}")
+        return self.info()["backup"][-1]
+
+    def expire(self, *options: str) -> None:
+        """Apply the configured retention (pgbackrest expire; backup runs it too)."""
+        self.run("expire", *options)
+
+    def info(self, env: dict | None = None) -> dict:
+        """The stanza's entry of `pgbackrest info --output=json`."""
+        proc = self.run("info", "--output=json", env=env)
+        stanzas = json.loads(proc.stdout)
+        if not stanzas:
+            raise BackupError(f"stanza {self.stanza} not found in {self.base / 'repo'}")
+        return stanzas[0]
+
+    def restore(self, to: Path, target_time: str | None = None, set_label: str | None = None) -> Path:
+        """Restore into the empty (or missing) directory `to`.
+
+        With target_time ('YYYY-MM-DD HH:MM:SS[+TZ]') it is a point-in-time recovery: pgBackRest writes
+        recovery.signal and restore_command / recovery_target_time / recovery_target_action=promote
+        into postgresql.auto.conf (PostgreSQL 15 refuses recovery.conf). Without it, recovery
+        replays the archive to its end. archive_mode is set off in the copy ([global:restore]).
+        """
+        to = Path(to).resolve()
+        if to.exists() and any(to.iterdir()):
+            raise BackupError(f"restore target {to} is not empty; pick a new directory")
+        to.mkdir(parents=True, exist_ok=True)
+        os.chmod(to, 0o700)
+        shutil.chown(to, SERVER_USER, SERVER_USER) if os.geteuid() == 0 else None
+        options = [f"--pg1-path={to}"]
+        if target_time:
+            options += ["--type=time", f"--target={target_time}", "--target-action=promote"]
+        if set_label:
+            options.append(f"--set={set_label}")
+        self.run("restore", *options)
+        return to
