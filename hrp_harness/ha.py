@@ -131,9 +131,11 @@ class HaCluster:
         params = {**read_fragment(REPO / "conf" / "replication-primary.conf", placeholders),
                   **read_fragment(REPO / "conf" / "replication-standby.conf", placeholders)}
         # Patroni owns synchronous_standby_names in synchronous_mode (see the fragment's header);
-        # restore_command is a recovery setting, rendered into postgresql.recovery_conf.
+        # restore_command is a recovery setting (postgresql.recovery_conf); both it and
+        # archive_command name this node's data dir, so they are local settings, not the DCS's.
         params.pop("synchronous_standby_names")
         restore_command = params.pop("restore_command")
+        archive_command = params.pop("archive_command")
         params.update(self._project_parameters())
         pw = json.loads((self.base / "secrets.json").read_text())
         timings = self.meta["timings"]
@@ -143,6 +145,7 @@ class HaCluster:
             pg_host="127.0.0.1", pg_port=self.pg_port(name), data_dir=self.data_dir(name),
             socket_dir=self.socket_dir(name), bin_dir=PG_BIN, pgpass=node / "pgpass",
             parameters=json.dumps(params), restore_command=json.dumps(restore_command),
+            archive_command=json.dumps(archive_command),
             nosync=json.dumps(name in NOSYNC), superuser_password=pw["superuser"],
             replication_password=pw["replication"], rewind_password=pw["rewind"], **timings)
         path = self.patroni_yml(name)
