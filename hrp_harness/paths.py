@@ -1,12 +1,31 @@
-"""Where things are: the repository and the (git-ignored) state directory."""
+"""Where things are: the repository and the git-ignored state directory."""
+
+import hashlib
 import os
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+PLAN = REPO / "deploy.plan"
+CONF = REPO / "conf"
+PGBIN = Path(os.environ.get("HRP_PGBIN", "/usr/lib/postgresql/15/bin"))
 
 
 def state_dir() -> Path:
-    """$HRP_STATE_DIR or REPO/.state, created if missing."""
-    path = Path(os.environ.get("HRP_STATE_DIR") or REPO / ".state")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    """$HRP_STATE_DIR, else .state in the repository (ignored by git).
+
+    As root, when the unprivileged server user cannot reach the repository (a clone under /root),
+    the default moves to /var/tmp/hrp-state-<hash of the repository path> so deploy still works.
+    """
+    if "HRP_STATE_DIR" in os.environ:
+        return Path(os.environ["HRP_STATE_DIR"]).resolve()
+    from .server_user import is_root, run_as_server
+
+    if is_root() and run_as_server(["test", "-x", str(REPO)], capture_output=True).returncode:
+        digest = hashlib.sha256(str(REPO).encode()).hexdigest()[:10]
+        return Path("/var/tmp") / f"hrp-state-{digest}"
+    return REPO / ".state"
+
+
+def pgbin(program: str) -> str:
+    """Full path of a PostgreSQL 15 server program (initdb, pg_ctl, ...)."""
+    return str(PGBIN / program)

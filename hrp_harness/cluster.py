@@ -1,0 +1,292 @@
+"""A local PostgreSQL 15 instance: initdb, conf/ installation, start, stop, connection strings.
+
+Used for the embedded default cluster (`invoke deploy`), for the throwaway clusters of the tests and
+as the building block of the HA and backup tooling. Server processes run as the server user
+(server_user.py); the data directory, sockets and logs live under one base directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import string
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from . import HarnessError
+from .paths import CONF, pgbin
+from .server_user import (
+    chown_for_server,
+    current_os_user,
+    make_server_dir,
+    run_as_server,
+    server_user,
+)
+
+#: conf/ fragments every cluster the project runs gets, in this order (one concern each).
+DEFAULT_FRAGMENTS = ("base", "logging", "audit", "tuning")
+
+SUPERUSER = "postgres"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def host_memory_mb() -> int:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+
+
+def render(template: Path, values: dict[str, str]) -> str:
+    """Render a conf/ template: ${VAR} substitution; every variable must be given.
+
+    A line naming ${CLIENT_NETWORK} is repeated once per network in values["CLIENT_NETWORKS"]
+    (space-separated), so pg_hba.conf gets one line per allowed client network.
+    """
+    out = []
+    for line in template.read_text().splitlines():
+        if "${CLIENT_NETWORK}" in line:
+            for network in values["CLIENT_NETWORKS"].split():
+                out.append(line.replace("${CLIENT_NETWORK}", network))
+            continue
+        try:
+            out.append(string.Template(line).substitute(values))
+        except KeyError as missing:
+            raise HarnessError(f"{template}: no value for variable {missing}") from None
+    return "\n".join(out) + "\n"
+
+
+@dataclass
+class Cluster:
+    """One PostgreSQL instance under `base`: base/data (PGDATA), base/run (sockets), base/server.log.
+
+    port None picks a free loopback port at init; it is then kept in conf.d/instance.conf, so
+    Cluster(base) finds it again later.
+    """
+
+    base: Path
+    port: int | None = None
+    shared_buffers_mb: int | None = None  # None: sized from host RAM in the spec's ratios
+    client_networks: tuple[str, ...] = ("127.0.0.1/32",)
+    fragments: tuple[str, ...] = DEFAULT_FRAGMENTS
+    extra_conf: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.base = Path(self.base).resolve()
+        if self.port is None and self.instance_conf.exists():
+            found = re.search(r"^port = (\d+)", self.instance_conf.read_text(), re.M)
+            self.port = int(found.group(1)) if found else None
+
+    @property
+    def datadir(self) -> Path:
+        return self.base / "data"
+
+    @property
+    def socket_dir(self) -> Path:
+        return self.base / "run"
+
+    @property
+    def logfile(self) -> Path:
+        return self.base / "server.log"
+
+    @property
+    def instance_conf(self) -> Path:
+        return self.datadir / "conf.d" / "instance.conf"
+
+    @property
+    def initialized(self) -> bool:
+        return (self.datadir / "PG_VERSION").exists()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def init(self) -> Cluster:
+        """initdb (UTF8, data checksums, superuser postgres) and install conf/. Once only."""
+        if self.initialized:
+            raise HarnessError(f"{self.datadir} is already a PostgreSQL data directory")
+        make_server_dir(self.base, 0o700)
+        make_server_dir(self.socket_dir, 0o700)
+        if self.port is None:
+            self.port = free_port()
+        done = run_as_server(
+            [
+                pgbin("initdb"),
+                "--pgdata", str(self.datadir),
+                "--username", SUPERUSER,
+                "--encoding", "UTF8",
+                "--locale", "C.UTF-8",
+                "--data-checksums",
+                "--auth-local", "peer",
+                "--auth-host", "scram-sha-256",
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise HarnessError(f"initdb of {self.datadir} failed:\n{done.stderr.strip()}")
+        self.install_conf()
+        return self
+
+    def conf_values(self) -> dict[str, str]:
+        ram = host_memory_mb()
+        if self.shared_buffers_mb:  # a small throwaway cluster: keep the spec's 1:3 ratio
+            shared, cache = self.shared_buffers_mb, self.shared_buffers_mb * 3
+        else:  # the spec's ratios for a 64 GB host: 16 GB shared_buffers, 48 GB cache
+            shared, cache = min(ram // 4, 16 * 1024), min(ram * 3 // 4, 48 * 1024)
+        return {
+            "PORT": str(self.port),
+            "LISTEN_ADDRESSES": "127.0.0.1",
+            "SOCKET_DIR": str(self.socket_dir),
+            "LOG_DIRECTORY": "log",
+            "SHARED_BUFFERS": f"{shared}MB",
+            "EFFECTIVE_CACHE_SIZE": f"{cache}MB",
+            "MAINTENANCE_WORK_MEM": f"{max(64, min(ram // 32, 2048))}MB",
+            "CLIENT_NETWORKS": " ".join(self.client_networks),
+            "SERVER_OS_USER": server_user(),
+            "ADMIN_OS_USER": current_os_user(),
+        }
+
+    def install_conf(self) -> None:
+        """Copy conf/ fragments into DATADIR/conf.d, render instance.conf, pg_hba.conf, pg_ident.conf.
+
+        Idempotent: re-running replaces the installed copies with the repository's versions.
+        A running server needs `reload` (or a restart for preload libraries) afterwards.
+        """
+        if self.port is None:
+            raise HarnessError(f"{self.base}: no port known; initialise the cluster first")
+        confd = self.datadir / "conf.d"
+        confd.mkdir(exist_ok=True)
+        chown_for_server(confd)
+        values = self.conf_values()
+        files: dict[Path, str] = {}
+        for name in self.fragments:
+            src = CONF / f"{name}.conf"
+            if not src.exists():
+                raise HarnessError(f"conf fragment {src} does not exist")
+            files[confd / src.name] = src.read_text()
+        for old in confd.glob("*.conf"):
+            if old not in files and old.name != "instance.conf":
+                old.unlink()
+        instance = render(CONF / "instance.conf.template", values)
+        instance += "".join(f"{key} = {value}\n" for key, value in self.extra_conf.items())
+        files[confd / "instance.conf"] = instance
+        files[self.datadir / "pg_hba.conf"] = render(CONF / "pg_hba.conf.template", values)
+        files[self.datadir / "pg_ident.conf"] = render(CONF / "pg_ident.conf.template", values)
+        for path, text in files.items():
+            path.write_text(text)
+            path.chmod(0o600)
+            chown_for_server(path)
+        main = self.datadir / "postgresql.conf"
+        if "include_dir = 'conf.d'" not in main.read_text():
+            with main.open("a") as conf:
+                conf.write("\n# HRP: every project setting lives in conf.d/ (from the repo's conf/).\n")
+                conf.write("include_dir = 'conf.d'\n")
+
+    def start(self, timeout: int = 60) -> Cluster:
+        if not self.initialized:
+            raise HarnessError(f"{self.datadir} is not initialised")
+        if self.running:
+            return self
+        if port_in_use(self.port):
+            raise HarnessError(
+                f"port {self.port} on 127.0.0.1 is taken by another program; the cluster in "
+                f"{self.base} cannot start (edit port in {self.instance_conf} or free the port)"
+            )
+        if not self.logfile.exists():
+            self.logfile.touch()
+            chown_for_server(self.logfile)
+        done = run_as_server(
+            [pgbin("pg_ctl"), "start", "--pgdata", str(self.datadir), "--log", str(self.logfile),
+             "--wait", "--timeout", str(timeout)],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise HarnessError(
+                f"PostgreSQL in {self.datadir} did not start:\n{done.stdout}{done.stderr}"
+                f"\n--- last lines of {self.logfile} ---\n{self.log_tail()}"
+            )
+        return self
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop by data directory (never by process name)."""
+        if not self.initialized or not self.running:
+            return
+        done = run_as_server(
+            [pgbin("pg_ctl"), "stop", "--pgdata", str(self.datadir), "--mode", mode, "--wait"],
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise HarnessError(f"could not stop PostgreSQL in {self.datadir}:\n{done.stderr}")
+
+    def reload(self) -> None:
+        run_as_server([pgbin("pg_ctl"), "reload", "--pgdata", str(self.datadir)],
+                      capture_output=True, check=True)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def destroy(self) -> None:
+        """Stop the server and delete everything under base (throwaway clusters only)."""
+        try:
+            self.stop(mode="immediate")
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+
+    @property
+    def running(self) -> bool:
+        if not self.initialized:
+            return False
+        done = run_as_server([pgbin("pg_ctl"), "status", "--pgdata", str(self.datadir)],
+                             capture_output=True)
+        return done.returncode == 0
+
+    @property
+    def pid(self) -> int | None:
+        pidfile = self.datadir / "postmaster.pid"
+        try:
+            return int(pidfile.read_text().split()[0])
+        except (FileNotFoundError, IndexError, ValueError):
+            return None
+
+    def log_tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    # -- connections -------------------------------------------------------------------------
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """Superuser conninfo over the unix socket (peer authentication through pg_ident)."""
+        return make_conninfo(host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname)
+
+    def tcp_dsn(self, dbname: str, user: str, password: str | None = None, **params: str) -> str:
+        return make_conninfo(host="127.0.0.1", port=self.port, user=user, dbname=dbname,
+                             password=password, **params)
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.dsn(), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)

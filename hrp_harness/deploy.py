@@ -1,0 +1,107 @@
+"""deploy: the embedded default cluster, or an existing server given by a superuser URL."""
+
+from __future__ import annotations
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from . import HarnessError
+from .apply import apply, read_ledger
+from .cluster import Cluster
+from .paths import state_dir
+
+#: The spec's database name.
+DATABASE = "hrp_database"
+
+
+def embedded_cluster() -> Cluster:
+    return Cluster(state_dir() / "pg")
+
+
+def start_embedded(echo=print) -> Cluster:
+    """Initialise once, install conf/, start; restart when a changed setting needs it."""
+    cluster = embedded_cluster()
+    if not cluster.initialized:
+        echo(f"initialising the embedded PostgreSQL 15 cluster in {cluster.base}")
+        cluster.init()
+    else:
+        cluster.install_conf()
+    if not cluster.running:
+        cluster.start()
+        echo(f"started PostgreSQL on 127.0.0.1:{cluster.port} (sockets in {cluster.socket_dir})")
+    else:
+        cluster.reload()
+        with psycopg.connect(cluster.dsn()) as conn:
+            pending = [name for (name,) in conn.execute(
+                "select name from pg_settings where pending_restart order by name")]
+        if pending:
+            echo(f"restarting PostgreSQL: changed settings need it ({', '.join(pending)})")
+            cluster.restart()
+    return cluster
+
+
+def parse_target(url: str) -> dict[str, str]:
+    try:
+        params = conninfo_to_dict(url)
+    except psycopg.ProgrammingError as exc:
+        raise HarnessError(f"--dsn is not a valid PostgreSQL URL or conninfo: {exc}") from None
+    if not params.get("dbname"):
+        raise HarnessError("--dsn must name the target database (postgresql://USER@HOST:PORT/DBNAME)")
+    return params
+
+
+def ensure_database(url: str, echo=print) -> str:
+    """Create the database the URL names when missing; check the URL's role is a superuser."""
+    params = parse_target(url)
+    dbname = params["dbname"]
+    maintenance = make_conninfo(url, dbname="postgres")
+    try:
+        conn = psycopg.connect(maintenance, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"
+        raise HarnessError(f"cannot connect to PostgreSQL at {where}: {str(exc).strip()}") from None
+    with conn:
+        superuser = conn.execute(
+            "select rolsuper from pg_roles where rolname = current_user").fetchone()[0]
+        if not superuser:
+            raise HarnessError(
+                f"--dsn must connect as a superuser (deploy creates the database, roles and "
+                f"extensions); {params.get('user', 'this role')!r} is not one")
+        exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
+        if not exists:
+            echo(f"creating database {dbname!r}")
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(dbname)))
+    return url
+
+
+def deploy(dsn: str | None = None, echo=print) -> str:
+    """Deploy the schema; returns the superuser DSN of the deployed database."""
+    if dsn is None:
+        cluster = start_embedded(echo)
+        ensure_database(cluster.dsn(DATABASE), echo)
+        target = cluster.dsn(DATABASE)
+    else:
+        target = ensure_database(dsn, echo)
+    apply(target, echo=echo)
+    return target
+
+
+def status_lines() -> list[str]:
+    cluster = embedded_cluster()
+    if not cluster.initialized:
+        return [f"embedded cluster: not initialised (run `invoke deploy`); state dir {cluster.base}"]
+    if not cluster.running:
+        return [f"embedded cluster: stopped ({cluster.datadir}); `invoke start` starts it"]
+    lines = [f"embedded cluster: running, pid {cluster.pid}, 127.0.0.1:{cluster.port}, "
+             f"data {cluster.datadir}"]
+    with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
+        has_db = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
+    if not has_db:
+        return [*lines, f"database {DATABASE}: not created (run `invoke deploy`)"]
+    with psycopg.connect(cluster.dsn(DATABASE)) as conn:
+        ledger = read_ledger(conn)
+        last = conn.execute("select max(applied_at) from hrp_deploy.ledger").fetchone()[0] if ledger else None
+    lines.append(f"database {DATABASE}: {len(ledger)} file(s) applied, last at {last}")
+    lines.append(f"connect: psql '{cluster.dsn(DATABASE)}'")
+    return lines

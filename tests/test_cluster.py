@@ -1,0 +1,72 @@
+"""hrp_harness.cluster: a real PostgreSQL 15 instance per the project's conf/."""
+
+from __future__ import annotations
+
+import socket
+
+import psycopg
+import pytest
+
+from conftest import new_cluster_base
+from hrp_harness import HarnessError
+from hrp_harness.cluster import Cluster, render
+from hrp_harness.paths import CONF
+
+
+def test_session_cluster_runs_with_project_conf(pg_cluster):
+    with psycopg.connect(pg_cluster.dsn()) as conn:
+        got = dict(conn.execute(
+            "select name, setting from pg_settings where name in ('password_encryption',"
+            " 'logging_collector', 'log_line_prefix', 'pgaudit.log', 'random_page_cost',"
+            " 'data_checksums', 'server_encoding')"))
+    assert got == {
+        "password_encryption": "scram-sha-256",
+        "logging_collector": "on",
+        "log_line_prefix": "%t [%p]: [%l-1] user=%u,db=%d,app=%a,client=%h ",
+        "pgaudit.log": "all",
+        "random_page_cost": "1.1",
+        "data_checksums": "on",
+        "server_encoding": "UTF8",
+    }
+    installed = sorted(p.name for p in (pg_cluster.datadir / "conf.d").iterdir())
+    assert installed == ["audit.conf", "base.conf", "instance.conf", "logging.conf", "tuning.conf"]
+
+
+def test_tcp_login_needs_a_scram_password(pg_cluster):
+    with pytest.raises(psycopg.OperationalError, match="password"):
+        psycopg.connect(pg_cluster.tcp_dsn("postgres", "postgres", "not-the-password"))
+
+
+def test_pg_hba_gets_one_line_per_client_network(tmp_path):
+    values = {**Cluster(tmp_path, port=5999).conf_values(),
+              "CLIENT_NETWORKS": "127.0.0.1/32 10.1.0.0/16"}
+    hba = render(CONF / "pg_hba.conf.template", values)
+    host_lines = [line.split() for line in hba.splitlines() if line.startswith("host ")]
+    assert [line[3] for line in host_lines] == ["127.0.0.1/32", "10.1.0.0/16"]
+
+
+def test_template_without_a_value_is_an_error(tmp_path):
+    template = tmp_path / "x.conf.template"
+    template.write_text("port = ${NOPE}\n")
+    with pytest.raises(HarnessError, match=r"x\.conf\.template: no value for variable 'NOPE'"):
+        render(template, {"CLIENT_NETWORKS": ""})
+
+
+def test_start_on_a_taken_port_says_so():
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        cluster = Cluster(new_cluster_base() / "pg", port=port, shared_buffers_mb=32)
+        try:
+            cluster.init()
+            with pytest.raises(HarnessError, match=f"port {port} on 127.0.0.1 is taken"):
+                cluster.start()
+            assert not cluster.running
+        finally:
+            cluster.destroy()
+
+
+def test_init_twice_is_refused(pg_cluster):
+    with pytest.raises(HarnessError, match="already a PostgreSQL data directory"):
+        Cluster(pg_cluster.base).init()

@@ -1,0 +1,147 @@
+"""invoke deploy: the embedded default cluster through the CLI, and --dsn onto an existing server."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import new_cluster_base
+from hrp_harness import HarnessError
+from hrp_harness.apply import read_plan
+from hrp_harness.cluster import Cluster
+from hrp_harness.deploy import deploy
+from hrp_harness.paths import REPO
+from hrp_harness.server_user import is_root
+
+INVOKE = [sys.executable, "-m", "invoke"]
+
+
+def quiet(*_args):
+    pass
+
+
+def invoke(*args: str, state: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HRP_STATE_DIR": str(state)}
+    return subprocess.run([*INVOKE, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def state_dir():
+    base = new_cluster_base("hrp-state-")
+    yield base
+    Cluster(base / "pg").destroy()
+
+
+def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
+    first = invoke("deploy", state=state_dir)
+    assert first.returncode == 0, first.stderr
+    assert "initialising the embedded PostgreSQL 15 cluster" in first.stdout
+    assert f"apply: {len(read_plan())} file(s) applied" in first.stdout
+    cluster = Cluster(state_dir / "pg")
+    assert cluster.running
+    with psycopg.connect(cluster.dsn("hrp_database")) as conn:
+        settings = dict(conn.execute(
+            "select name, setting from pg_settings where name in"
+            " ('shared_preload_libraries', 'listen_addresses', 'unix_socket_directories', 'port')"))
+        owner = conn.execute(
+            "select usename from pg_stat_activity where backend_type = 'checkpointer'").fetchone()
+        tables = conn.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone()
+    assert settings["shared_preload_libraries"] == "pgaudit,pg_stat_statements"
+    assert settings["listen_addresses"] == "127.0.0.1"
+    assert settings["unix_socket_directories"] == str(cluster.socket_dir)
+    assert int(settings["port"]) == cluster.port
+    assert tables[0] == 5
+    if is_root():  # the postmaster runs as the unprivileged server user, never root
+        uid = os.stat(f"/proc/{cluster.pid}").st_uid
+        assert uid != 0
+    assert f"psql 'host={cluster.socket_dir} port={cluster.port} user=postgres dbname=hrp_database'" \
+        in first.stdout
+
+    second = invoke("deploy", state=state_dir)
+    assert second.returncode == 0, second.stderr
+    assert "apply: nothing to do" in second.stdout
+    assert "initialising" not in second.stdout
+
+    status = invoke("status", state=state_dir)
+    assert f"running, pid {cluster.pid}, 127.0.0.1:{cluster.port}" in status.stdout
+    assert f"{len(read_plan())} file(s) applied" in status.stdout
+
+    stopped = invoke("stop", state=state_dir)
+    assert stopped.returncode == 0 and not cluster.running
+    assert "stopped" in invoke("status", state=state_dir).stdout
+    again = invoke("deploy", state=state_dir)  # a stopped cluster is started again, data kept
+    assert again.returncode == 0, again.stderr
+    assert cluster.running and "apply: nothing to do" in again.stdout
+
+
+HOSTILE = 'hrp "db"; drop database postgres; --'
+
+
+def test_deploy_dsn_creates_a_hostile_named_database_and_changes_nothing_else(pg_cluster):
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        before = conn.execute("select datname from pg_database order by 1").fetchall()
+    url = f"{pg_cluster.dsn(HOSTILE)}"
+    target = deploy(url, echo=quiet)
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        after = conn.execute("select datname from pg_database order by 1").fetchall()
+        assert sorted(set(after) - set(before)) == [(HOSTILE,)]
+        with psycopg.connect(target) as db:
+            assert db.execute("select count(*) from hrp_deploy.ledger").fetchone()[0] == len(read_plan())
+        assert deploy(url, echo=quiet) == target  # second deploy: nothing applied, no error
+        conn.execute(sql.SQL("drop database {}").format(sql.Identifier(HOSTILE)))
+
+
+def test_deploy_dsn_over_tcp_with_password_url(pg_cluster):
+    password = "p@ss w'rd;\"x"
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute(sql.SQL("create role hrp_test_admin superuser login password {}").format(
+            sql.Literal(password)))
+    try:
+        url = pg_cluster.tcp_dsn("hrp_tcp_target", "hrp_test_admin", password)
+        target = deploy(url, echo=quiet)
+        with psycopg.connect(target) as db:
+            assert db.execute("select current_database()").fetchone()[0] == "hrp_tcp_target"
+        with pytest.raises(HarnessError, match="cannot connect to PostgreSQL at 127.0.0.1:"):
+            deploy(pg_cluster.tcp_dsn("hrp_tcp_target", "hrp_test_admin", "wrong"), echo=quiet)
+    finally:
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+            conn.execute("drop database if exists hrp_tcp_target")
+            conn.execute("drop role hrp_test_admin")
+
+
+def test_deploy_dsn_refuses_a_non_superuser(pg_cluster):
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+        conn.execute("create role hrp_test_plain login password 'plain-pw-1'")
+    try:
+        url = pg_cluster.tcp_dsn("postgres", "hrp_test_plain", "plain-pw-1")
+        with pytest.raises(HarnessError, match="must connect as a superuser.*'hrp_test_plain'"):
+            deploy(url, echo=quiet)
+    finally:
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
+            conn.execute("drop role hrp_test_plain")
+
+
+@pytest.mark.parametrize("url, error", [
+    ("postgresql://postgres@127.0.0.1:1/hrp_database?connect_timeout=2",
+     "cannot connect to PostgreSQL at 127.0.0.1:1"),
+    ("postgresql://postgres@127.0.0.1:5432", "--dsn must name the target database"),
+    ("not a url = =", "--dsn is not a valid PostgreSQL URL or conninfo"),
+])
+def test_deploy_dsn_bad_targets_are_clear_errors(url, error):
+    with pytest.raises(HarnessError, match=error.replace(".", r"\.").replace("?", r"\?")):
+        deploy(url, echo=quiet)
+
+
+def test_cli_reports_errors_without_traceback(tmp_path):
+    done = invoke("deploy", "--dsn", "postgresql://postgres@127.0.0.1:1/x?connect_timeout=2",
+                  state=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot connect to PostgreSQL at 127.0.0.1:1")
+    assert "Traceback" not in done.stderr

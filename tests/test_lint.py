@@ -1,0 +1,11 @@
+"""sqlfluff (the project's .sqlfluff, postgres dialect) is clean over every SQL file."""
+
+import subprocess
+
+from hrp_harness.lint import lint_argv
+from hrp_harness.paths import REPO
+
+
+def test_sqlfluff_is_clean():
+    done = subprocess.run(lint_argv(), cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -1,0 +1,61 @@
+"""The pgTAP runners: pytest's (hrp_harness.pgtap) shows have/want; `invoke verify` uses pg_prove."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from hrp_harness.paths import REPO
+from hrp_harness.pgtap import run_pgtap
+
+FRAME = "begin;\ncreate extension if not exists pgtap;\nselect plan({plan});\n{body}\nselect * from finish();\nrollback;\n"
+
+
+def write(tmp_path, plan, body):
+    path = tmp_path / "probe.sql"
+    path.write_text(FRAME.format(plan=plan, body=body))
+    return path
+
+
+def test_failing_assertion_is_reported_with_have_and_want(empty_db, tmp_path):
+    path = write(tmp_path, 2, "select is(1, 1, 'one is one');\nselect is(6 * 7, 43, 'the answer');")
+    result = run_pgtap(empty_db, path)
+    assert not result.ok
+    assert [(a.number, a.ok) for a in result.assertions] == [(1, True), (2, False)]
+    report = result.report()
+    assert "not ok 2 - the answer" in report
+    assert "#         have: 42" in report and "#         want: 43" in report
+
+
+def test_plan_mismatch_fails_even_when_every_assertion_passes(empty_db, tmp_path):
+    result = run_pgtap(empty_db, write(tmp_path, 3, "select pass('only one');"))
+    assert not result.ok and not result.failures
+    assert "planned 3 tests but ran 1" in result.report()
+
+
+def test_sql_error_fails_with_psql_message(empty_db, tmp_path):
+    result = run_pgtap(empty_db, write(tmp_path, 1, "select pass('x');\nselect nope();"))
+    assert not result.ok
+    assert "psql exited 3" in result.report() and "function nope() does not exist" in result.report()
+
+
+def test_passing_file_is_ok(empty_db, tmp_path):
+    result = run_pgtap(empty_db, write(tmp_path, 1, "select ok(true, 'true is true');"))
+    assert result.ok, result.report()
+
+
+def verify(dsn: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "invoke", "verify", "--dsn", dsn], cwd=REPO,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_invoke_verify_passes_on_a_deployed_database(schema_db):
+    done = verify(schema_db)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "All tests successful." in done.stdout
+
+
+def test_invoke_verify_fails_on_a_database_without_the_schema(empty_db):
+    done = verify(empty_db)
+    assert done.returncode != 0
+    assert "Result: FAIL" in done.stdout

@@ -1,0 +1,32 @@
+"""./hrp: the fresh-machine entry point is idempotent, and every declared dependency is in place."""
+
+from __future__ import annotations
+
+import subprocess
+
+from hrp_harness.paths import REPO
+
+
+def test_setup_when_done_installs_and_rebuilds_nothing():
+    stamp = REPO / ".venv" / ".requirements.sha256"
+    before = stamp.stat().st_mtime_ns
+    done = subprocess.run([str(REPO / "hrp"), "setup"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "hrp: setup done: .venv and Debian packages are in place"
+    assert stamp.stat().st_mtime_ns == before
+
+
+def test_every_listed_debian_package_is_installed():
+    packages = [line.split("#")[0].strip() for line in (REPO / "packages.txt").read_text().splitlines()]
+    packages = [p for p in packages if p]
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *packages],
+                          capture_output=True, text=True)
+    assert sorted(done.stdout.split("\n")[:-1]) == sorted(f"{p} installed" for p in packages)
+
+
+def test_invoke_lists_a_docstring_for_every_task():
+    done = subprocess.run([str(REPO / ".venv" / "bin" / "invoke"), "--list"], cwd=REPO,
+                          capture_output=True, text=True)
+    tasks = [line.split(None, 1) for line in done.stdout.splitlines()[2:] if line.startswith("  ")
+             and not line.startswith("    ")]
+    assert tasks and all(len(parts) == 2 and parts[1].strip() for parts in tasks), done.stdout
