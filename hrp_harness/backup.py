@@ -8,21 +8,21 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
-from hrp_harness.paths import REPO, state_dir
-from hrp_harness.server_user import SERVER_USER, as_server_user, chown_for_server
+from hrp_harness import HarnessError
+from hrp_harness.paths import CONF, state_dir
+from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
 
 STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
 BACKUP_TYPES = ("full", "diff", "incr")
 
 
-class BackupError(RuntimeError):
+class BackupError(HarnessError):
     """A pgBackRest command failed; the message carries the command and its stderr."""
 
 
@@ -67,7 +67,7 @@ def read_fragment(path: Path, values: dict[str, str]) -> dict[str, str]:
             continue
         name, sep, value = line.partition("=")
         if not sep:
-            raise ValueError(f"{path}:{lineno}: expected `name = value`, got {raw!r}")
+            raise HarnessError(f"{path}:{lineno}: expected `name = value`, got {raw!r}")
         value = value.strip()
         if value.startswith("'"):
             end = value.rindex("'")
@@ -89,7 +89,7 @@ class Repository:
 
     def __init__(self, instances: list[PgInstance], base: Path | None = None, stanza: str = STANZA):
         if not instances:
-            raise ValueError("a stanza needs at least one PostgreSQL instance")
+            raise BackupError("a stanza needs at least one PostgreSQL instance")
         self.instances = list(instances)
         self.base = Path(base or state_dir() / "backup").resolve()
         self.stanza = stanza
@@ -101,14 +101,14 @@ class Repository:
 
     def write_config(self) -> None:
         """Render the template and the passphrase fragment; give the tree to the server user."""
+        make_server_dir(self.base, 0o750)
         for sub in ("repo", "log", "lock", "spool", "conf.d"):
-            (self.base / sub).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.base, 0o750)
+            make_server_dir(self.base / sub, 0o750)
         pg_hosts = []
         for index, pg in enumerate(self.instances, 1):
             pg_hosts += [f"pg{index}-path={pg.data_dir}", f"pg{index}-port={pg.port}",
                          f"pg{index}-socket-path={pg.socket_dir}", f"pg{index}-user=postgres"]
-        template = Template((REPO / "conf" / "pgbackrest.conf.template").read_text())
+        template = Template((CONF / "pgbackrest.conf.template").read_text())
         self.config.write_text(template.substitute(
             repo_path=self.base / "repo", log_path=self.base / "log", lock_path=self.base / "lock",
             spool_path=self.base / "spool", stanza=self.stanza, pg_hosts="\n".join(pg_hosts)))
@@ -118,11 +118,12 @@ class Repository:
             out.write(f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
                       f"[global]\nrepo1-cipher-pass={passphrase()}\n")
         os.chmod(cipher, 0o600)
-        chown_for_server(self.base)
+        chown_for_server(cipher)
+        chown_for_server(self.config)
 
     def archive_settings(self, data_dir: Path) -> dict[str, str]:
         """archive_mode/archive_command (conf/replication-primary.conf) rendered for one instance."""
-        settings = read_fragment(REPO / "conf" / "replication-primary.conf", self.placeholders(data_dir))
+        settings = read_fragment(CONF / "replication-primary.conf", self.placeholders(data_dir))
         return {k: settings[k] for k in ("archive_mode", "archive_command")}
 
     def placeholders(self, data_dir: Path) -> dict[str, str]:
@@ -150,7 +151,7 @@ class Repository:
     def backup(self, backup_type: str = "full") -> dict:
         """Take a backup (full, diff or incr); returns its entry from `info`."""
         if backup_type not in BACKUP_TYPES:
-            raise ValueError(f"backup type {backup_type!r}: expected one of {', '.join(BACKUP_TYPES)}")
+            raise BackupError(f"backup type {backup_type!r}: expected one of {', '.join(BACKUP_TYPES)}")
         self.run("backup", f"--type={backup_type}")
         return self.info()["backup"][-1]
 
@@ -177,9 +178,7 @@ class Repository:
         to = Path(to).resolve()
         if to.exists() and any(to.iterdir()):
             raise BackupError(f"restore target {to} is not empty; pick a new directory")
-        to.mkdir(parents=True, exist_ok=True)
-        os.chmod(to, 0o700)
-        shutil.chown(to, SERVER_USER, SERVER_USER) if os.geteuid() == 0 else None
+        make_server_dir(to, 0o700)
         options = [f"--pg1-path={to}"]
         if target_time:
             options += ["--type=time", f"--target={target_time}", "--target-action=promote"]

@@ -23,12 +23,13 @@ from string import Template
 import psycopg
 from psycopg import sql
 
-from hrp_harness import procs
+from hrp_harness import HarnessError, procs
 from hrp_harness.backup import PgInstance, Repository, read_fragment
-from hrp_harness.paths import REPO, state_dir
-from hrp_harness.server_user import as_server_user, chown_for_server
+from hrp_harness.cluster import DEFAULT_FRAGMENTS
+from hrp_harness.deploy import DATABASE, deploy
+from hrp_harness.paths import CONF, PGBIN, state_dir
+from hrp_harness.server_user import as_server_user, current_os_user, server_user
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SCOPE = "hrp"
 NODES = ("node1", "standby1", "standby2")
 NOSYNC = {"standby2"}
@@ -48,7 +49,7 @@ TIMINGS = {
 }
 
 
-class HaError(RuntimeError):
+class HaError(HarnessError):
     """The cluster is not in the state an operation needs; the message says which and where."""
 
 
@@ -98,7 +99,7 @@ class HaCluster:
     # -- configuration -------------------------------------------------------------------------
     def _prepare(self) -> None:
         """First run: pick ports, generate passwords, render etcd, Patroni and pgBackRest config."""
-        self.base.mkdir(parents=True, exist_ok=True)
+        procs.server_dir(self.base, 0o750)
         if self.meta is None:
             self.meta = {
                 "etcd": {"client_port": procs.free_port(), "peer_port": procs.free_port()},
@@ -113,49 +114,44 @@ class HaCluster:
                           out)
             self.meta_file.write_text(json.dumps(self.meta, indent=2) + "\n")
         self.repository.write_config()
-        etcd_dir = self.base / "etcd"
-        etcd_dir.mkdir(exist_ok=True)
-        (etcd_dir / "etcd.yml").write_text(Template((REPO / "conf" / "etcd.yml.template").read_text())
+        etcd_dir = procs.server_dir(self.base / "etcd")
+        (etcd_dir / "etcd.yml").write_text(Template((CONF / "etcd.yml.template").read_text())
                                            .substitute(name=f"{SCOPE}-etcd", data_dir=etcd_dir / "data",
                                                        **self.meta["etcd"]))
         for name in NODES:
             self._render_patroni(name)
-        chown_for_server(self.base)
-        os.chmod(self.base / "secrets.json", 0o600)
+        procs.give_tree(self.base)
 
     def _render_patroni(self, name: str) -> None:
-        node = self.node_dir(name)
-        self.socket_dir(name).mkdir(parents=True, exist_ok=True)
-        os.chmod(self.socket_dir(name), 0o700)
+        node = procs.server_dir(self.node_dir(name))
+        procs.server_dir(self.socket_dir(name))
         placeholders = self.repository.placeholders(self.data_dir(name))
-        params = {**read_fragment(REPO / "conf" / "replication-primary.conf", placeholders),
-                  **read_fragment(REPO / "conf" / "replication-standby.conf", placeholders)}
+        # Every cluster's fragments (base, logging, audit, tuning), then the replication ones.
+        params = {}
+        for fragment in (*DEFAULT_FRAGMENTS, "replication-primary", "replication-standby"):
+            params.update(read_fragment(CONF / f"{fragment}.conf", placeholders))
         # Patroni owns synchronous_standby_names in synchronous_mode (see the fragment's header);
         # restore_command is a recovery setting (postgresql.recovery_conf); both it and
         # archive_command name this node's data dir, so they are local settings, not the DCS's.
         params.pop("synchronous_standby_names")
         restore_command = params.pop("restore_command")
         archive_command = params.pop("archive_command")
-        params.update(self._project_parameters())
         pw = json.loads((self.base / "secrets.json").read_text())
         timings = self.meta["timings"]
-        text = Template((REPO / "conf" / "patroni.yml.template").read_text()).substitute(
+        text = Template((CONF / "patroni.yml.template").read_text()).substitute(
             scope=SCOPE, name=name, etcd_hosts=f"127.0.0.1:{self.meta['etcd']['client_port']}",
             rest_host="127.0.0.1", rest_port=self.meta["nodes"][name]["rest_port"],
             pg_host="127.0.0.1", pg_port=self.pg_port(name), data_dir=self.data_dir(name),
-            socket_dir=self.socket_dir(name), bin_dir=PG_BIN, pgpass=node / "pgpass",
+            socket_dir=self.socket_dir(name), bin_dir=PGBIN, pgpass=node / "pgpass",
             parameters=json.dumps(params), restore_command=json.dumps(restore_command),
             archive_command=json.dumps(archive_command),
             nosync=json.dumps(name in NOSYNC), superuser_password=pw["superuser"],
-            replication_password=pw["replication"], rewind_password=pw["rewind"], **timings)
+            replication_password=pw["replication"], rewind_password=pw["rewind"],
+            server_os_user=server_user(), admin_os_user=current_os_user(), **timings)
         path = self.patroni_yml(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(text)
-
-    def _project_parameters(self) -> dict[str, str]:
-        """postgresql.conf settings the project's schema needs beyond replication (none yet)."""
-        return {}
 
     # -- processes -----------------------------------------------------------------------------
     def _etcd_pidfile(self) -> Path:
@@ -185,7 +181,7 @@ class HaCluster:
         procs.stop_pid(procs.read_pid(self._patroni_pidfile(name)), timeout=60)
         data = self.data_dir(name)
         if procs.read_pid(data / "postmaster.pid"):
-            subprocess.run(as_server_user([PG_BIN / "pg_ctl", "stop", "-D", data, "-m", "immediate",
+            subprocess.run(as_server_user([PGBIN / "pg_ctl", "stop", "-D", data, "-m", "immediate",
                                            "-w"]), capture_output=True, cwd="/")
 
     def kill_node(self, name: str) -> float:
@@ -200,8 +196,9 @@ class HaCluster:
         return killed_at
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def up(self) -> dict:
-        """Start etcd, node1 (wait until it is the primary), the standbys (wait for a sync standby)."""
+    def up(self, apply_schema: bool = True) -> dict:
+        """Start etcd, node1 (wait until it is the primary), the standbys (wait for a sync standby),
+        then create hrp_database and apply deploy.plan on the primary (replicated to the others)."""
         started = time.monotonic()
         self._prepare()
         self.start_etcd()
@@ -213,7 +210,10 @@ class HaCluster:
             self.start_node(name)
             self._wait(lambda: len(self._running()) >= count, 120, f"{name} to stream")
         self.wait_healthy(timeout=120)
-        return {"bootstrap_s": round(time.monotonic() - started, 1), **self.status()}
+        bootstrap_s = time.monotonic() - started
+        if apply_schema:
+            deploy(self.dsn(DATABASE), echo=lambda *_: None)
+        return {"bootstrap_s": round(bootstrap_s, 1), **self.status()}
 
     def repository_ready(self) -> None:
         """Create the pgBackRest stanza once a primary runs (archive_command needs it)."""

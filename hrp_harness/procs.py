@@ -3,21 +3,27 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
 
 import psutil
 
-from hrp_harness.server_user import as_server_user
+from hrp_harness import HarnessError
+from hrp_harness.cluster import free_port  # noqa: F401  (re-exported for ha.py)
+from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def give_tree(path: Path) -> None:
+    """Give a directory tree the harness wrote to the server user (dirs keep their modes)."""
+    for root, dirs, files in os.walk(path):
+        chown_for_server(Path(root))
+        for name in files:
+            chown_for_server(Path(root) / name)
+
+
+def server_dir(path: Path, mode: int = 0o700) -> Path:
+    return make_server_dir(Path(path), mode)
 
 
 def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path, env: dict | None = None) -> int:
@@ -30,6 +36,7 @@ def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path, env: dict | None
     with open(log, "ab") as out:
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 cwd=cwd, env=env, start_new_session=True)
+    chown_for_server(log)
     pid = proc.pid
     if argv[0] == "runuser":
         deadline = time.monotonic() + 10
@@ -39,9 +46,9 @@ def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path, env: dict | None
                 pid = children[0].pid
                 break
             if proc.poll() is not None:
-                raise RuntimeError(f"{argv[4]} exited at once with {proc.returncode}; see {log}")
+                raise HarnessError(f"{argv[4]} exited at once with {proc.returncode}; see {log}")
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{argv[4]} did not start within 10 s; see {log}")
+                raise HarnessError(f"{argv[4]} did not start within 10 s; see {log}")
             time.sleep(0.01)
     pidfile.write_text(f"{pid}\n")
     return pid
