@@ -9,17 +9,24 @@ import json
 import os
 import secrets
 import subprocess
+import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from string import Template
 
+import psycopg
+from psycopg.conninfo import make_conninfo
+
 from hrp_harness import HarnessError
+from hrp_harness.cluster import Cluster, free_port
 from hrp_harness.paths import CONF, state_dir
 from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
 
 STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
 BACKUP_TYPES = ("full", "diff", "incr")
+SQL_DIR = Path(__file__).parent / "sql"
 
 
 class BackupError(HarnessError):
@@ -131,10 +138,13 @@ class Repository:
                 "PGDATA": str(Path(data_dir).resolve())}
 
     # -- commands ------------------------------------------------------------------------------
-    def run(self, command: str, *options: str, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-        argv = as_server_user(["pgbackrest", f"--config-path={self.base}", f"--stanza={self.stanza}",
-                               *options, command])
+    def run(self, command: str, *options: str, env: dict | None = None, check: bool = True,
+            prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """pgbackrest COMMAND as the server user; prefix wraps it (the retention test runs expire
+        under `faketime +31 days`); env adds variables (PGBACKREST_* override the config)."""
+        env = {**os.environ, **env} if env else None
+        argv = as_server_user([*prefix, "pgbackrest", f"--config-path={self.base}",
+                               f"--stanza={self.stanza}", *options, command])
         proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/")
         if check and proc.returncode != 0:
             raise BackupError(f"pgbackrest {command} {' '.join(options)} failed "
@@ -165,9 +175,14 @@ class Repository:
         stanzas = json.loads(proc.stdout)
         if not stanzas:
             raise BackupError(f"stanza {self.stanza} not found in {self.base / 'repo'}")
+        status = stanzas[0]["status"]
+        if status["code"] != 0:
+            raise BackupError(f"repository {self.base / 'repo'}, stanza {self.stanza}: "
+                              f"{status['message']} (wrong passphrase, or no stanza-create yet?)")
         return stanzas[0]
 
-    def restore(self, to: Path, target_time: str | None = None, set_label: str | None = None) -> Path:
+    def restore(self, to: Path, target_time: str | None = None, set_label: str | None = None,
+                env: dict | None = None) -> Path:
         """Restore into the empty (or missing) directory `to`.
 
         With target_time ('YYYY-MM-DD HH:MM:SS[+TZ]') it is a point-in-time recovery: pgBackRest writes
@@ -184,5 +199,112 @@ class Repository:
             options += ["--type=time", f"--target={target_time}", "--target-action=promote"]
         if set_label:
             options.append(f"--set={set_label}")
-        self.run("restore", *options)
+        self.run("restore", *options, env=env)
         return to
+
+
+# -- the embedded cluster (hrp_harness.cluster.Cluster) ----------------------------------------
+def cluster_repository(cluster: Cluster, base: Path | None = None) -> Repository:
+    """The stanza of one Cluster (the embedded one by default: STATE/pg, repository STATE/backup)."""
+    return Repository([PgInstance(cluster.datadir, cluster.port, cluster.socket_dir)], base=base)
+
+
+def enable_archiving(cluster: Cluster, repo: Repository) -> None:
+    """Render the repository config, turn WAL archiving to it on (ALTER SYSTEM: these name this
+    instance's paths; restart if archive_mode changed) and create the stanza if missing."""
+    repo.write_config()
+    cluster.alter_system(repo.archive_settings(cluster.datadir))
+    if not (repo.base / "repo" / "backup" / repo.stanza / "backup.info").exists():
+        repo.stanza_create()
+
+
+def embedded(base: Path | None = None) -> tuple[Cluster, Repository]:
+    """The embedded cluster, started, archiving into its repository (STATE/backup)."""
+    from hrp_harness.deploy import start_embedded
+
+    cluster = start_embedded(echo=lambda *_: None)
+    repo = cluster_repository(cluster, base)
+    enable_archiving(cluster, repo)
+    return cluster, repo
+
+
+# -- restored copies -----------------------------------------------------------------------------
+def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Cluster:
+    """Start a restored data directory base/data as a Cluster on a free port with our conf/
+    (instance.conf rewritten: port, sockets in base/run, hba); wait until recovery has finished.
+    synchronous_standby_names is cleared: a copy of a Patroni primary would wait for standby1."""
+    copy = Cluster(Path(base), port=port or free_port(), shared_buffers_mb=128,
+                   extra_conf={"synchronous_standby_names": "''"})
+    make_server_dir(copy.socket_dir, 0o700)
+    copy.install_conf()
+    copy.start(timeout=int(timeout))
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(copy.dsn(), connect_timeout=5) as conn:
+                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+                    return copy
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
+                              f" see {copy.logfile}")
+        time.sleep(0.2)
+
+
+def fingerprints(dsn: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """(schema, table) -> (row count, md5 of the rows) for every table of the dsn's database."""
+    query = (SQL_DIR / "table_fingerprints.sql").read_text()
+    with psycopg.connect(dsn) as conn:
+        return {(schema, table): (count, digest)
+                for schema, table, count, digest in conn.execute(query).fetchall()}
+
+
+def compare(source: dict, copy: dict) -> list[str]:
+    """Differences between two fingerprint maps, one line per table; empty when identical."""
+    lines = []
+    for key in sorted(set(source) | set(copy)):
+        name = ".".join(key)
+        if key not in copy:
+            lines.append(f"{name}: missing from the restored copy")
+        elif key not in source:
+            lines.append(f"{name}: only in the restored copy")
+        elif source[key] != copy[key]:
+            lines.append(f"{name}: source {source[key][0]} rows md5 {source[key][1]}, "
+                         f"copy {copy[key][0]} rows md5 {copy[key][1]}")
+    return lines
+
+
+def verify(repo: Repository, source_dsn: str, databases: list[str], scratch: Path | None = None,
+           keep: bool = False) -> dict:
+    """The spec's weekly recovery test as one call: make the source's last commits reach the
+    archive (pgbackrest check), restore the latest backup plus the archive into a scratch
+    directory, start it, compare per-table row counts and checksums of each database with the
+    source, stop and delete the copy. Raises BackupError listing every differing table.
+
+    The source should be quiet while it runs: a commit after the WAL switch is not in the copy."""
+    scratch = make_server_dir(Path(scratch or tempfile.mkdtemp(prefix="hrp-verify-",
+                                                               dir=repo.base.parent)), 0o700)
+    started = time.monotonic()
+    repo.check()
+    latest = repo.info()["backup"][-1]["label"]
+    repo.restore(scratch / "data")
+    copy = start_copy(scratch)
+    try:
+        report = {"backup": latest, "databases": {}, "differences": []}
+        for dbname in databases:
+            source = fingerprints(make_conninfo(source_dsn, dbname=dbname))
+            restored = fingerprints(copy.dsn(dbname))
+            report["databases"][dbname] = {"tables": len(source),
+                                           "rows": sum(count for count, _ in source.values())}
+            report["differences"] += [f"{dbname}: {line}" for line in compare(source, restored)]
+    finally:
+        if keep:
+            copy.stop()
+        else:
+            copy.destroy()
+    report["verify_s"] = round(time.monotonic() - started, 1)
+    if report["differences"]:
+        raise BackupError("restore verification failed, the restored copy differs:\n  "
+                          + "\n  ".join(report["differences"]))
+    return report
