@@ -145,7 +145,7 @@ class Repository:
         env = {**os.environ, **env} if env else None
         argv = as_server_user([*prefix, "pgbackrest", f"--config-path={self.base}",
                                f"--stanza={self.stanza}", *options, command])
-        proc = subprocess.run(argv, capture_output=True, text=True, env=env, cwd="/")
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env, cwd="/")
         if check and proc.returncode != 0:
             raise BackupError(f"pgbackrest {command} {' '.join(options)} failed "
                               f"(exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
@@ -172,7 +172,7 @@ class Repository:
     def info(self, env: dict | None = None) -> dict:
         """The stanza's entry of `pgbackrest info --output=json`."""
         proc = self.run("info", "--output=json", env=env)
-        stanzas = json.loads(proc.stdout)
+        stanzas = json.loads(proc.stdout, strict=False)  # error texts may quote raw bytes
         if not stanzas:
             raise BackupError(f"stanza {self.stanza} not found in {self.base / 'repo'}")
         status = stanzas[0]["status"]
