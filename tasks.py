@@ -306,23 +306,16 @@ def backup_logical_restore(c, file, dsn):
 def restore(c, to, target_time=None, ha=False, start=False):
     """Point-in-time restore with pgBackRest into a new directory (PG 15 style: recovery.signal and
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
-    from pathlib import Path
-
-    from hrp_harness.backup import start_copy
-    from hrp_harness.server_user import make_server_dir
+    from hrp_harness.backup import restore_copy
 
     try:
-        _, repo, _ = _repository(ha)
-        base = make_server_dir(Path(to).resolve(), 0o700)
-        repo.restore(base / "data", target_time=target_time)
-        print(f"restored into {base / 'data'}" + (f" (recovery target {target_time})" if target_time
-                                                   else ""))
-        if start:
-            copy = start_copy(base)
-            print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
-                  f"stop: pg_ctl stop -D {copy.datadir} (as {copy.datadir.owner()})")
+        _, repo, dsn = _repository(ha)
+        copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     except HarnessError as exc:
         _fail(exc)
+    if copy is not None:
+        print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
+              f"stop: runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {copy.datadir}")
 
 
 ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,

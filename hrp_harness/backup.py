@@ -237,7 +237,10 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
                    extra_conf={"synchronous_standby_names": "''"})
     make_server_dir(copy.socket_dir, 0o700)
     copy.install_conf()
-    copy.start(timeout=int(timeout))
+    try:
+        copy.start(timeout=int(timeout))
+    except HarnessError as exc:
+        raise BackupError(f"{exc}\n--- {_server_log_tail(copy)}") from None
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -250,6 +253,39 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
             raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
                               f" see {copy.logfile}")
         time.sleep(0.2)
+
+
+def _server_log_tail(cluster: Cluster, lines: int = 8) -> str:
+    """The end of the newest log in DATADIR/log (logging_collector), where recovery errors go."""
+    logs = sorted((cluster.datadir / "log").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return "no server log"
+    text = logs[-1].read_text(errors="replace").splitlines()[-lines:]
+    hint = ""
+    if any("recovery ended before configured recovery target" in line for line in text):
+        hint = ("\nthe archive ends before the target time: on a running source, `pgbackrest check`"
+                " (done by `invoke restore`) archives the current WAL; otherwise pick an earlier time")
+    return f"last lines of {logs[-1]} ---\n" + "\n".join(text) + hint
+
+
+def restore_copy(repo: Repository, to: Path, target_time: str | None = None, start: bool = False,
+                 source_dsn: str | None = None, echo=print) -> Cluster | None:
+    """`invoke restore`: when the source runs, commit an empty transaction there and archive the
+    current WAL, so that a target in the last minutes is covered (recovery to a time stops at
+    the first commit after it; an idle source has none), then restore into TO/data and
+    optionally start the copy."""
+    try:
+        if source_dsn:
+            with psycopg.connect(source_dsn, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("select pg_current_xact_id()")  # a commit record, no data change
+        repo.check()
+    except (BackupError, psycopg.OperationalError) as exc:
+        echo(f"note: could not archive the current WAL ({str(exc).splitlines()[0]}); restoring from "
+             "what the archive holds")
+    base = make_server_dir(Path(to).resolve(), 0o700)
+    repo.restore(base / "data", target_time=target_time)
+    echo(f"restored into {base / 'data'}" + (f" (recovery target {target_time})" if target_time else ""))
+    return start_copy(base) if start else None
 
 
 def fingerprints(dsn: str) -> dict[tuple[str, str], tuple[int, str]]:
