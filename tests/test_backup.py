@@ -15,7 +15,7 @@ from conftest import new_cluster_base
 
 from hrp_harness import logical
 from hrp_harness.backup import (BackupError, cluster_repository, compare, enable_archiving,
-                                fingerprints, start_copy, verify)
+                                fingerprints, restore_copy, start_copy, verify)
 from hrp_harness.cluster import Cluster
 from hrp_harness.deploy import DATABASE, deploy
 
@@ -110,6 +110,27 @@ def test_point_in_time_recovery_to_the_second(archived):
     finally:
         copy.destroy()
     assert names == {"before target 1"}
+
+
+def test_restore_to_a_recent_second_of_an_idle_source(archived):
+    """`invoke restore`: with no commit after the target, recovery could not tell it had passed it;
+    restore_copy commits an empty transaction and archives first."""
+    cluster, repo, base = archived
+    dsn = cluster.dsn(DATABASE)
+    target = _server_now(dsn).replace(microsecond=0)
+    while _server_now(dsn) < target + timedelta(seconds=1.2):
+        time.sleep(0.1)
+    target_text = target.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S+00")
+    copy = restore_copy(repo, base / "recent", target_time=target_text, start=True, source_dsn=dsn,
+                        echo=lambda *_: None)
+    try:
+        assert compare(fingerprints(dsn), fingerprints(copy.dsn(DATABASE))) == []
+    finally:
+        copy.destroy()
+    with pytest.raises(BackupError, match="is not empty"):
+        (base / "recent" / "data").mkdir(parents=True)
+        (base / "recent" / "data" / "keep.txt").write_text("x")
+        repo.restore(base / "recent" / "data")
 
 
 def test_verify_restores_latest_and_matches_the_source(archived):

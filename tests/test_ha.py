@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import psycopg
 import pytest
@@ -37,10 +38,15 @@ def test_bootstrap_three_members_sync_standby_and_schema_everywhere(ha_cluster):
     assert ha_cluster.sync_standby() == "standby1"  # standby2 carries nosync
     assert members["standby2"]["role"] == "replica"
     planned = len(read_plan())
-    for name in NODES:
-        with psycopg.connect(ha_cluster.node_dsn(name, DATABASE)) as conn:
-            applied = conn.execute("select count(*) from hrp_deploy.ledger").fetchone()[0]
-            assert applied == planned, f"{name}: {applied} of {planned} plan files"
+    for name in NODES:  # replicas replay the deploy within moments (standby2 asynchronously)
+        deadline, applied = time.monotonic() + 20, None
+        while applied != planned and time.monotonic() < deadline:
+            try:
+                with psycopg.connect(ha_cluster.node_dsn(name, DATABASE)) as conn:
+                    applied = conn.execute("select count(*) from hrp_deploy.ledger").fetchone()[0]
+            except psycopg.OperationalError:  # database "hrp_database" not replayed yet
+                time.sleep(0.2)
+        assert applied == planned, f"{name}: {applied} of {planned} plan files"
 
 
 def test_replication_settings_from_the_conf_fragments(ha_cluster):
@@ -79,8 +85,12 @@ def test_failover_under_write_load_loses_no_commit(ha_cluster):
     assert members[old]["role"] in ("replica", "sync_standby")
     assert members[old]["state"] in ("running", "streaming")
     assert ha_cluster.leader() == summary["new_primary"]
-    with psycopg.connect(ha_cluster.node_dsn(old)) as conn:
-        rows = conn.execute("select count(*) from public.hrp_drill_writes").fetchone()[0]
+    # ... and replays the new primary's WAL: every acknowledged commit reaches it.
+    deadline, rows = time.monotonic() + 20, -1
+    while rows < summary["acked_commits"] and time.monotonic() < deadline:
+        with psycopg.connect(ha_cluster.node_dsn(old)) as conn:
+            rows = conn.execute("select count(*) from public.hrp_drill_writes").fetchone()[0]
+        time.sleep(0.2)
     assert rows >= summary["acked_commits"]
 
 
