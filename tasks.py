@@ -18,9 +18,10 @@ def _fail(exc: HarnessError) -> None:
 @task(help={"dsn": "superuser URL naming the target database (created when missing); "
                    "default: the embedded cluster"})
 def deploy(c, dsn=None):
-    """Deploy: start the embedded cluster (or use --dsn) and apply deploy.plan."""
+    """Deploy: start the embedded cluster (or use --dsn), apply deploy.plan, set role passwords."""
+    from hrp_harness.deploy import app_dsn, embedded_cluster
     from hrp_harness.deploy import deploy as run_deploy
-    from hrp_harness.deploy import embedded_cluster
+    from hrp_harness.passwords import secrets_file
 
     try:
         target = run_deploy(dsn)
@@ -29,7 +30,9 @@ def deploy(c, dsn=None):
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
-              f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})")
+              f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})\n"
+              f"The application over TCP (TLS 1.3, server certificate verified, SCRAM password "
+              f"from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{app_dsn(cluster)}'")
     else:
         print("deployed.")
 
@@ -123,13 +126,26 @@ def conf_install(c):
         _fail(exc)
 
 
+@task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
+            "from_": "superuser URL of the source database; default: the embedded hrp_database"})
+def anonymize(c, to, from_=None):
+    """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
+    from hrp_harness.anonymize import anonymize as run_anonymize
+
+    try:
+        counts = run_anonymize(to, from_)
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
+
+
 def _quote(text: str) -> str:
     import shlex
 
     return shlex.quote(text)
 
 
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop)
+ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize)
 ns.add_collection(Collection("conf", conf_install))
 
 

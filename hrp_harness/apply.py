@@ -1,7 +1,9 @@
 """Versioned apply of deploy.plan with a checksum ledger (hrp_deploy.ledger).
 
 - versioned files run once; a changed applied versioned file is refused, naming it;
-- repeatable files run again whenever their sha256 differs from the ledger's;
+- repeatable files run again whenever their sha256 differs from the ledger's; a repeatable file
+  marked `-- hrp:rerun-after-any-change` in its header (roles/grants.sql) also runs again whenever
+  any other file is applied, so objects added later get its treatment;
 - each file runs in its own transaction together with its ledger record, under ON_ERROR_STOP,
   in one psql session; a session advisory lock serialises concurrent applies on one database.
 """
@@ -21,6 +23,7 @@ from .psql import run_script
 
 KINDS = ("versioned", "repeatable")
 NO_TRANSACTION = "-- hrp:no-transaction"
+RERUN_AFTER_ANY_CHANGE = "-- hrp:rerun-after-any-change"
 # pg_advisory_lock key: "hrp_apply" as a 64-bit number; any fixed value private to the project.
 APPLY_LOCK_KEY = int.from_bytes(hashlib.sha256(b"hrp_apply").digest()[:8], "big", signed=True)
 
@@ -44,12 +47,18 @@ class PlanEntry:
         head = self.file.read_text().splitlines()[:10]
         return not any(line.strip() == NO_TRANSACTION for line in head)
 
+    @property
+    def rerun_after_any_change(self) -> bool:
+        head = self.file.read_text().splitlines()[:20]
+        return self.kind == "repeatable" and any(
+            line.strip() == RERUN_AFTER_ANY_CHANGE for line in head)
+
 
 @dataclass(frozen=True)
 class Step:
     entry: PlanEntry
     checksum: str
-    reason: str  # "new" or "changed"
+    reason: str  # "new", "changed" or "after changes"
 
 
 def read_plan(plan: Path = PLAN) -> list[PlanEntry]:
@@ -97,6 +106,14 @@ def pending_steps(entries: list[PlanEntry], ledger: dict[str, tuple[str, str]]) 
                 changed.append(entry.path)
             else:
                 steps.append(Step(entry, checksum, "changed"))
+    if steps:
+        due = {step.entry.path for step in steps}
+        followers = [entry for entry in entries
+                     if entry.rerun_after_any_change and entry.path not in due]
+        if followers:
+            order = {entry.path: number for number, entry in enumerate(entries)}
+            steps += [Step(entry, entry.checksum, "after changes") for entry in followers]
+            steps.sort(key=lambda step: order[step.entry.path])
     if changed:
         raise HarnessError(
             "refusing to apply: these versioned files were changed after they were applied to this "

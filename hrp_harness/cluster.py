@@ -7,6 +7,7 @@ as the building block of the HA and backup tooling. Server processes run as the 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
@@ -20,7 +21,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from . import HarnessError
+from . import HarnessError, tls
 from .paths import CONF, pgbin
 from .server_user import (
     chown_for_server,
@@ -31,9 +32,11 @@ from .server_user import (
 )
 
 #: conf/ fragments every cluster the project runs gets, in this order (one concern each).
-DEFAULT_FRAGMENTS = ("base", "logging", "audit", "tuning")
+DEFAULT_FRAGMENTS = ("base", "logging", "audit", "tls", "tuning")
 
 SUPERUSER = "postgres"
+#: The database the application roles may reach over TCP (pg_hba.conf); deploy's DATABASE.
+APP_DATABASE = "hrp_database"
 
 
 def free_port() -> int:
@@ -61,14 +64,35 @@ def render(template: Path, values: dict[str, str]) -> str:
     out = []
     for line in template.read_text().splitlines():
         if "${CLIENT_NETWORK}" in line:
-            for network in values["CLIENT_NETWORKS"].split():
-                out.append(line.replace("${CLIENT_NETWORK}", network))
-            continue
-        try:
-            out.append(string.Template(line).substitute(values))
-        except KeyError as missing:
-            raise HarnessError(f"{template}: no value for variable {missing}") from None
+            lines = [line.replace("${CLIENT_NETWORK}", network)
+                     for network in values["CLIENT_NETWORKS"].split()]
+        else:
+            lines = [line]
+        for one in lines:
+            try:
+                out.append(string.Template(one).substitute(values))
+            except KeyError as missing:
+                raise HarnessError(f"{template}: no value for variable {missing}") from None
     return "\n".join(out) + "\n"
+
+
+def client_networks_from_env(default: tuple[str, ...] = ("127.0.0.1/32",)) -> tuple[str, ...]:
+    """HRP_CLIENT_NETWORKS (space-separated CIDR networks) for the embedded cluster's pg_hba."""
+    value = os.environ.get("HRP_CLIENT_NETWORKS", "").split()
+    return tuple(value) or default
+
+
+def checked_networks(networks: tuple[str, ...]) -> str:
+    """The networks, space-separated, each a valid CIDR network other than 'everyone'."""
+    for network in networks:
+        try:
+            parsed = ipaddress.ip_network(network, strict=True)
+        except ValueError as exc:
+            raise HarnessError(f"client network {network!r} is not a CIDR network: {exc}") from None
+        if parsed.prefixlen == 0:
+            raise HarnessError(f"client network {network!r} would let the whole internet try to "
+                               "log in; list the networks your clients are on")
+    return " ".join(networks)
 
 
 @dataclass
@@ -103,6 +127,16 @@ class Cluster:
     @property
     def logfile(self) -> Path:
         return self.base / "server.log"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.base / "tls"
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA certificate clients verify the server with (None: real cert without a CA)."""
+        ca = self.tls_dir / "ca.crt"
+        return ca if ca.exists() else None
 
     @property
     def instance_conf(self) -> Path:
@@ -141,8 +175,11 @@ class Cluster:
         self.install_conf()
         return self
 
-    def conf_values(self) -> dict[str, str]:
+    def conf_values(self, tls_files: tls.TlsFiles | None = None) -> dict[str, str]:
         ram = host_memory_mb()
+        if tls_files is None:
+            tls_files = tls.TlsFiles(self.tls_dir / "server.crt", self.tls_dir / "server.key",
+                                     self.tls_dir / "ca.crt", None)
         if self.shared_buffers_mb:  # a small throwaway cluster: keep the spec's 1:3 ratio
             shared, cache = self.shared_buffers_mb, self.shared_buffers_mb * 3
         else:  # the spec's ratios for a 64 GB host: 16 GB shared_buffers, 48 GB cache
@@ -155,9 +192,11 @@ class Cluster:
             "SHARED_BUFFERS": f"{shared}MB",
             "EFFECTIVE_CACHE_SIZE": f"{cache}MB",
             "MAINTENANCE_WORK_MEM": f"{max(64, min(ram // 32, 2048))}MB",
-            "CLIENT_NETWORKS": " ".join(self.client_networks),
+            "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
             "ADMIN_OS_USER": current_os_user(),
+            "DATABASE": APP_DATABASE,
+            **tls_files.conf_values(),
         }
 
     def install_conf(self) -> None:
@@ -171,7 +210,7 @@ class Cluster:
         confd = self.datadir / "conf.d"
         confd.mkdir(exist_ok=True)
         chown_for_server(confd)
-        values = self.conf_values()
+        values = self.conf_values(tls.install(self.tls_dir))
         files: dict[Path, str] = {}
         for name in self.fragments:
             src = CONF / f"{name}.conf"
@@ -293,6 +332,12 @@ class Cluster:
         return make_conninfo(host=str(self.socket_dir), port=self.port, user=SUPERUSER, dbname=dbname)
 
     def tcp_dsn(self, dbname: str, user: str, password: str | None = None, **params: str) -> str:
+        """Conninfo over TCP; TLS with the server's certificate verified (verify-full against the
+        cluster's CA) unless params say otherwise (e.g. sslmode="disable" to test the refusal)."""
+        if self.ca_file is not None:
+            params.setdefault("sslmode", "verify-full")
+            if params["sslmode"] != "disable":
+                params.setdefault("sslrootcert", str(self.ca_file))
         return make_conninfo(host="127.0.0.1", port=self.port, user=user, dbname=dbname,
                              password=password, **params)
 

@@ -8,15 +8,17 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import HarnessError
 from .apply import apply, read_ledger
-from .cluster import Cluster
+from .cluster import Cluster, client_networks_from_env
+from .passwords import ensure_role_passwords
 from .paths import state_dir
+from .serverconf import advice_lines, server_advice
 
 #: The spec's database name.
 DATABASE = "hrp_database"
 
 
 def embedded_cluster() -> Cluster:
-    return Cluster(state_dir() / "pg")
+    return Cluster(state_dir() / "pg", client_networks=client_networks_from_env())
 
 
 def start_embedded(echo=print) -> Cluster:
@@ -76,7 +78,8 @@ def ensure_database(url: str, echo=print) -> str:
 
 
 def deploy(dsn: str | None = None, echo=print) -> str:
-    """Deploy the schema; returns the superuser DSN of the deployed database."""
+    """Deploy the schema, then set the login roles' passwords (SCRAM); returns the superuser DSN
+    of the deployed database. With dsn, also lists the server-wide settings a DBA must install."""
     if dsn is None:
         cluster = start_embedded(echo)
         ensure_database(cluster.dsn(DATABASE), echo)
@@ -84,7 +87,17 @@ def deploy(dsn: str | None = None, echo=print) -> str:
     else:
         target = ensure_database(dsn, echo)
     apply(target, echo=echo)
+    ensure_role_passwords(target, echo)
+    if dsn is not None:
+        for line in advice_lines(server_advice(target)):
+            echo(line)
     return target
+
+
+def app_dsn(cluster: Cluster, role: str = "hrp_app", dbname: str = DATABASE) -> str:
+    """TCP conninfo of a login role, TLS verified (verify-full against the cluster's CA); the
+    password is not in it (PGPASSWORD, ~/.pgpass, or the secrets file)."""
+    return cluster.tcp_dsn(dbname, role)
 
 
 def status_lines() -> list[str]:

@@ -5,6 +5,7 @@ clone of it per test (pytest-postgresql's DatabaseJanitor: CREATE DATABASE ... T
 from __future__ import annotations
 
 import itertools
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,7 +15,8 @@ from psycopg.conninfo import make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from hrp_harness.apply import apply
-from hrp_harness.cluster import SUPERUSER, Cluster
+from hrp_harness.cluster import APP_DATABASE, SUPERUSER, Cluster
+from hrp_harness.passwords import ROLE_ENV
 from hrp_harness.server_user import make_server_dir
 
 _counter = itertools.count()
@@ -23,6 +25,28 @@ _counter = itertools.count()
 def new_cluster_base(prefix: str = "hrp-test-") -> Path:
     """A fresh directory under /tmp that the server user owns (pytest's tmp dirs are 0700 root)."""
     return make_server_dir(Path(tempfile.mkdtemp(prefix=prefix)), 0o700)
+
+
+#: The login roles' passwords of the whole session: roles are cluster-wide, so every deploy of the
+#: session sets these (quotes, spaces, semicolons, dollars and backslashes on purpose).
+TEST_PASSWORDS = {
+    "hrp_app": "app pw 'quoted' \"double\"; select 1; -- spaces",
+    "hrp_readonly": "ro'; drop role hrp_app; --",
+    "hrp_backup": "bk $$ dollar \\ backslash %s {}",
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_secrets():
+    """HRP_*_PASSWORD set to TEST_PASSWORDS, and a throwaway state dir, so no test writes a
+    secrets file into the repository's .state."""
+    state = new_cluster_base("hrp-state-")
+    with pytest.MonkeyPatch.context() as patch:
+        for role, variable in ROLE_ENV.items():
+            patch.setenv(variable, TEST_PASSWORDS[role])
+        patch.setenv("HRP_STATE_DIR", str(state))
+        yield TEST_PASSWORDS
+    shutil.rmtree(state, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -51,6 +75,15 @@ def schema_template(pg_cluster):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute("alter database hrp_schema_template with is_template true allow_connections false")
     yield "hrp_schema_template"
+
+
+@pytest.fixture(scope="session")
+def app_database(pg_cluster):
+    """Superuser DSN of the session cluster's hrp_database, deployed as `deploy --dsn` does it
+    (roles, SCRAM passwords, database-scope settings): pg_hba lets the login roles reach only it."""
+    from hrp_harness.deploy import deploy
+
+    yield deploy(pg_cluster.dsn(APP_DATABASE), echo=lambda *_: None)
 
 
 def _clone(cluster: Cluster, template: str | None, prefix: str):

@@ -55,10 +55,16 @@ def test_changed_repeatable_file_is_reapplied(schema_db):
                      " where file_path = 'views/race_statistics.sql'")
         conn.execute("drop view public.race_statistics")
     steps = apply(schema_db, echo=quiet)
-    assert [(s.entry.path, s.reason) for s in steps] == [("views/race_statistics.sql", "changed")]
+    # roles/grants.sql (hrp:rerun-after-any-change) follows any applied file
+    assert [(s.entry.path, s.reason) for s in steps] == [("views/race_statistics.sql", "changed"),
+                                                        ("roles/grants.sql", "after changes")]
     assert ledger(schema_db)["views/race_statistics.sql"][1] == 2
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select to_regclass('public.race_statistics')").fetchone()[0] is not None
+        # re-created by the superuser, handed back to hrp_owner by the grants file that followed
+        owner = conn.execute("select relowner::regrole::text from pg_class"
+                             " where oid = 'public.race_statistics'::regclass").fetchone()[0]
+        assert owner == "hrp_owner"
 
 
 def test_dry_run_lists_and_changes_nothing(empty_db):

@@ -29,7 +29,8 @@ def test_session_cluster_runs_with_project_conf(pg_cluster):
         "server_encoding": "UTF8",
     }
     installed = sorted(p.name for p in (pg_cluster.datadir / "conf.d").iterdir())
-    assert installed == ["audit.conf", "base.conf", "instance.conf", "logging.conf", "tuning.conf"]
+    assert installed == ["audit.conf", "base.conf", "instance.conf", "logging.conf", "tls.conf",
+                         "tuning.conf"]
 
 
 def test_tcp_login_needs_a_scram_password(pg_cluster):
@@ -41,8 +42,10 @@ def test_pg_hba_gets_one_line_per_client_network(tmp_path):
     values = {**Cluster(tmp_path, port=5999).conf_values(),
               "CLIENT_NETWORKS": "127.0.0.1/32 10.1.0.0/16"}
     hba = render(CONF / "pg_hba.conf.template", values)
-    host_lines = [line.split() for line in hba.splitlines() if line.startswith("host ")]
-    assert [line[3] for line in host_lines] == ["127.0.0.1/32", "10.1.0.0/16"]
+    for user in ("hrp_app,hrp_readonly,hrp_backup", "all"):
+        lines = [line.split() for line in hba.splitlines() if line.startswith("hostssl")]
+        networks = [line[3] for line in lines if line[2] == user and line[4] == "scram-sha-256"]
+        assert networks == ["127.0.0.1/32", "10.1.0.0/16"], user
 
 
 def test_template_without_a_value_is_an_error(tmp_path):
@@ -70,3 +73,14 @@ def test_start_on_a_taken_port_says_so():
 def test_init_twice_is_refused(pg_cluster):
     with pytest.raises(HarnessError, match="already a PostgreSQL data directory"):
         Cluster(pg_cluster.base).init()
+
+
+@pytest.mark.parametrize("networks, error", [
+    (("0.0.0.0/0",), "would let the whole internet try to log in"),
+    (("::/0",), "would let the whole internet try to log in"),
+    (("127.0.0.1/32 trust",), "is not a CIDR network"),
+    (("10.0.0.1/8",), "is not a CIDR network"),  # host bits set: a typo, not a network
+])
+def test_bad_client_networks_are_refused_before_pg_hba_is_written(tmp_path, networks, error):
+    with pytest.raises(HarnessError, match=error):
+        Cluster(tmp_path, port=5999, client_networks=networks).conf_values()

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import new_cluster_base
+from conftest import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import HarnessError
 from hrp_harness.apply import read_plan
 from hrp_harness.cluster import Cluster
@@ -63,6 +63,17 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
         assert uid != 0
     assert f"psql 'host={cluster.socket_dir} port={cluster.port} user=postgres dbname=hrp_database'" \
         in first.stdout
+    # the application's TCP connection string: TLS 1.3, the server certificate verified, SCRAM
+    app = (f"psql 'host=127.0.0.1 port={cluster.port} user=hrp_app dbname=hrp_database "
+           f"sslmode=verify-full sslrootcert={cluster.tls_dir / 'ca.crt'}'")
+    assert app in first.stdout
+    conninfo = app.split("'")[1]
+    with psycopg.connect(conninfo, password=TEST_PASSWORDS["hrp_app"]) as conn:
+        assert conn.execute("select version from pg_stat_ssl"
+                            " where pid = pg_backend_pid()").fetchone()[0] == "TLSv1.3"
+    with pytest.raises(psycopg.OperationalError, match="no encryption"):
+        psycopg.connect(conninfo.replace("sslmode=verify-full", "sslmode=disable"),
+                        password=TEST_PASSWORDS["hrp_app"])
 
     second = invoke("deploy", state=state_dir)
     assert second.returncode == 0, second.stderr
