@@ -23,7 +23,7 @@ from string import Template
 import psycopg
 from psycopg import sql
 
-from hrp_harness import HarnessError, procs
+from hrp_harness import HarnessError, procs, tls
 from hrp_harness.backup import PgInstance, Repository, read_fragment
 from hrp_harness.cluster import DEFAULT_FRAGMENTS
 from hrp_harness.deploy import DATABASE, deploy
@@ -118,11 +118,12 @@ class HaCluster:
         (etcd_dir / "etcd.yml").write_text(Template((CONF / "etcd.yml.template").read_text())
                                            .substitute(name=f"{SCOPE}-etcd", data_dir=etcd_dir / "data",
                                                        **self.meta["etcd"]))
+        tls_files = tls.install(self.base / "tls")  # one local CA and certificate for 127.0.0.1
         for name in NODES:
-            self._render_patroni(name)
-        procs.give_tree(self.base)
+            self._render_patroni(name, tls_files)
+        procs.give_tree(self.base, skip=("tls",))
 
-    def _render_patroni(self, name: str) -> None:
+    def _render_patroni(self, name: str, tls_files: tls.TlsFiles) -> None:
         node = procs.server_dir(self.node_dir(name))
         procs.server_dir(self.socket_dir(name))
         placeholders = self.repository.placeholders(self.data_dir(name))
@@ -147,7 +148,9 @@ class HaCluster:
             archive_command=json.dumps(archive_command),
             nosync=json.dumps(name in NOSYNC), superuser_password=pw["superuser"],
             replication_password=pw["replication"], rewind_password=pw["rewind"],
-            server_os_user=server_user(), admin_os_user=current_os_user(), **timings)
+            server_os_user=server_user(), admin_os_user=current_os_user(),
+            ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key, ssl_ca_file=tls_files.ca or "",
+            ssl_crl_file=tls_files.crl or "", **self._client_tls(), **timings)
         path = self.patroni_yml(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
@@ -275,6 +278,14 @@ class HaCluster:
                 "members": members}
 
     # -- connection strings --------------------------------------------------------------------
+    def _client_tls(self) -> dict[str, str]:
+        """How clients (and the members, for replication and pg_rewind) check the server: TLS is
+        mandatory on TCP (conf/tls.conf, pg_hba); verify-full against our CA when we have it."""
+        ca = self.base / "tls" / "ca.crt"
+        if ca.exists():
+            return {"sslmode": "verify-full", "sslrootcert": str(ca)}
+        return {"sslmode": "require", "sslrootcert": ""}
+
     def password(self) -> str:
         return json.loads((self.base / "secrets.json").read_text())["superuser"]
 
@@ -282,9 +293,10 @@ class HaCluster:
         """Multi-host conninfo that always reaches the current primary (target_session_attrs)."""
         hosts = ",".join("127.0.0.1" for _ in NODES)
         ports = ",".join(str(self.pg_port(n)) for n in NODES)
+        client_tls = {k: v for k, v in self._client_tls().items() if v}
         return psycopg.conninfo.make_conninfo(
             host=hosts, port=ports, dbname=dbname, user="postgres", password=self.password(),
-            target_session_attrs="read-write", connect_timeout=str(connect_timeout))
+            target_session_attrs="read-write", connect_timeout=str(connect_timeout), **client_tls)
 
     def node_dsn(self, name: str, dbname: str = "postgres") -> str:
         return psycopg.conninfo.make_conninfo(host=str(self.socket_dir(name)), port=str(self.pg_port(name)),

@@ -14,9 +14,13 @@ from hrp_harness.cluster import free_port  # noqa: F401  (re-exported for ha.py)
 from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
 
 
-def give_tree(path: Path) -> None:
-    """Give a directory tree the harness wrote to the server user (dirs keep their modes)."""
+def give_tree(path: Path, skip: tuple[str, ...] = ()) -> None:
+    """Give a directory tree the harness wrote to the server user (dirs keep their modes), except
+    the top-level entries named in skip (tls/: hrp_harness.tls sets its owners itself)."""
     for root, dirs, files in os.walk(path):
+        if Path(root) == Path(path):
+            dirs[:] = [d for d in dirs if d not in skip]
+            files = [f for f in files if f not in skip]
         chown_for_server(Path(root))
         for name in files:
             chown_for_server(Path(root) / name)

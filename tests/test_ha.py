@@ -63,6 +63,13 @@ def test_replication_settings_from_the_conf_fragments(ha_cluster):
     assert "archive-push" in show["archive_command"]
     assert str(ha_cluster.data_dir(leader)) in show["archive_command"]
     assert "pgaudit" in show["shared_preload_libraries"]
+    with psycopg.connect(ha_cluster.node_dsn(leader)) as conn:
+        streams = conn.execute("select s.ssl, s.version from pg_stat_replication as r "
+                               "join pg_stat_ssl as s on s.pid = r.pid").fetchall()
+    assert streams == [(True, "TLSv1.3")] * 2, "both standbys stream over TLS 1.3"
+    with psycopg.connect(ha_cluster.dsn()) as conn:  # clients: TLS, server certificate verified
+        assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
+        assert conn.pgconn.ssl_in_use
     with psycopg.connect(ha_cluster.node_dsn(replica)) as conn:
         assert conn.execute("show hot_standby_feedback").fetchone()[0] == "on"
         assert conn.execute("show max_standby_streaming_delay").fetchone()[0] == "30s"
