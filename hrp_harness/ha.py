@@ -121,7 +121,7 @@ class HaCluster:
         tls_files = tls.install(self.base / "tls")  # one local CA and certificate for 127.0.0.1
         for name in NODES:
             self._render_patroni(name, tls_files)
-        procs.give_tree(self.base, skip=("tls",))
+        procs.give_tree(self.base, skip=("tls", "harness.pgpass"))
 
     def _render_patroni(self, name: str, tls_files: tls.TlsFiles) -> None:
         node = procs.server_dir(self.node_dir(name))
@@ -289,13 +289,24 @@ class HaCluster:
     def password(self) -> str:
         return json.loads((self.base / "secrets.json").read_text())["superuser"]
 
+    def passfile(self) -> Path:
+        """A 0600 pgpass file with the superuser's password for the three members, so that the
+        password never appears in a command line (psql, pg_dump get the conninfo as argv)."""
+        path = self.base / "harness.pgpass"
+        lines = "".join(f"127.0.0.1:{self.pg_port(n)}:*:postgres:{self.password()}\n" for n in NODES)
+        if not path.exists() or path.read_text() != lines:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(lines)
+        return path
+
     def dsn(self, dbname: str = "postgres", connect_timeout: int = 2) -> str:
         """Multi-host conninfo that always reaches the current primary (target_session_attrs)."""
         hosts = ",".join("127.0.0.1" for _ in NODES)
         ports = ",".join(str(self.pg_port(n)) for n in NODES)
         client_tls = {k: v for k, v in self._client_tls().items() if v}
         return psycopg.conninfo.make_conninfo(
-            host=hosts, port=ports, dbname=dbname, user="postgres", password=self.password(),
+            host=hosts, port=ports, dbname=dbname, user="postgres", passfile=str(self.passfile()),
             target_session_attrs="read-write", connect_timeout=str(connect_timeout), **client_tls)
 
     def node_dsn(self, name: str, dbname: str = "postgres") -> str:
