@@ -25,7 +25,7 @@ from psycopg import sql
 
 from hrp_harness import HarnessError, procs, tls
 from hrp_harness.backup import PgInstance, Repository, read_fragment
-from hrp_harness.cluster import DEFAULT_FRAGMENTS
+from hrp_harness.cluster import DEFAULT_FRAGMENTS, port_in_use
 from hrp_harness.deploy import DATABASE, deploy
 from hrp_harness.paths import CONF, PGBIN, state_dir
 from hrp_harness.server_user import as_server_user, current_os_user, server_user
@@ -101,10 +101,15 @@ class HaCluster:
         """First run: pick ports, generate passwords, render etcd, Patroni and pgBackRest config."""
         procs.server_dir(self.base, 0o750)
         if self.meta is None:
+            ports: list[int] = []
+            while len(ports) < 2 + 2 * len(NODES):  # distinct: the kernel may hand one out twice
+                port = procs.free_port()
+                if port not in ports:
+                    ports.append(port)
             self.meta = {
-                "etcd": {"client_port": procs.free_port(), "peer_port": procs.free_port()},
-                "nodes": {n: {"pg_port": procs.free_port(), "rest_port": procs.free_port()}
-                          for n in NODES},
+                "etcd": {"client_port": ports[0], "peer_port": ports[1]},
+                "nodes": {n: {"pg_port": ports[2 + 2 * i], "rest_port": ports[3 + 2 * i]}
+                          for i, n in enumerate(NODES)},
                 "timings": asdict(self.timings),
             }
             secrets_file = self.base / "secrets.json"
@@ -163,9 +168,17 @@ class HaCluster:
     def _patroni_pidfile(self, name: str) -> Path:
         return self.node_dir(name) / "patroni.pid"
 
+    def _check_ports_free(self, what: str, ports: list[int]) -> None:
+        taken = [p for p in ports if port_in_use(p)]
+        if taken:
+            raise HaError(f"{what} cannot start: 127.0.0.1 port(s) {taken} taken by another program "
+                          f"(free them, or `invoke cluster.down --wipe` to pick new ports; "
+                          f"ports are kept in {self.meta_file})")
+
     def start_etcd(self) -> None:
         if procs.read_pid(self._etcd_pidfile()):
             return
+        self._check_ports_free("etcd", list(self.meta["etcd"].values()))
         etcd_dir = self.base / "etcd"
         procs.spawn(["etcd", "--config-file", str(etcd_dir / "etcd.yml")], etcd_dir / "etcd.log",
                     self._etcd_pidfile(), cwd=etcd_dir)
@@ -175,6 +188,10 @@ class HaCluster:
     def start_node(self, name: str) -> None:
         if procs.read_pid(self._patroni_pidfile(name)):
             return
+        ports = [self.meta["nodes"][name]["rest_port"]]
+        if not procs.read_pid(self.data_dir(name) / "postmaster.pid"):  # Patroni adopts its own
+            ports.append(self.pg_port(name))
+        self._check_ports_free(name, ports)
         node = self.node_dir(name)
         procs.spawn(["patroni", str(self.patroni_yml(name))], node / "patroni.log",
                     self._patroni_pidfile(name), cwd=node)

@@ -125,3 +125,24 @@ def test_switchover_refuses_a_bad_candidate(ha_cluster):
 
     with pytest.raises(HaError, match="switchover candidate 'nosuchnode'"):
         ha_cluster.switchover("nosuchnode")
+
+
+def test_a_taken_port_is_named_not_waited_for(tmp_path, monkeypatch):
+    import socket
+
+    from hrp_harness.ha import HaError
+
+    monkeypatch.setenv("HRP_BACKUP_PASSPHRASE", "test-ha-passphrase")
+    base = new_cluster_base("hrp-ha-ports-")
+    cluster = HaCluster(base / "ha")
+    try:
+        cluster._prepare()
+        port = cluster.meta["etcd"]["client_port"]
+        with socket.socket() as squatter:
+            squatter.bind(("127.0.0.1", port))
+            squatter.listen()
+            with pytest.raises(HaError, match=rf"etcd cannot start: 127.0.0.1 port\(s\) \[{port}\]"):
+                cluster.start_etcd()
+    finally:
+        cluster.down(wipe=True)
+        shutil.rmtree(base, ignore_errors=True)
