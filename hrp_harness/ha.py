@@ -25,7 +25,7 @@ from psycopg import sql
 
 from hrp_harness import HarnessError, procs, tls
 from hrp_harness.backup import PgInstance, Repository, read_fragment
-from hrp_harness.cluster import DEFAULT_FRAGMENTS, port_in_use
+from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, port_in_use, render
 from hrp_harness.deploy import DATABASE, deploy
 from hrp_harness.paths import CONF, PGBIN, state_dir
 from hrp_harness.server_user import as_server_user, current_os_user, server_user
@@ -128,6 +128,23 @@ class HaCluster:
             self._render_patroni(name, tls_files)
         procs.give_tree(self.base, skip=("tls", "harness.pgpass"))
 
+    @staticmethod
+    def _hba() -> dict[str, str]:
+        """pg_hba and pg_ident as every cluster has them (conf/pg_hba.conf.template,
+        conf/pg_ident.conf.template, rendered for 127.0.0.1), plus Patroni's replication user;
+        as YAML flow lists for the Patroni template."""
+        values = {"DATABASE": APP_DATABASE, "CLIENT_NETWORKS": "127.0.0.1/32",
+                  "SERVER_OS_USER": server_user(), "ADMIN_OS_USER": current_os_user()}
+
+        def lines(template: str) -> list[str]:
+            text = render(CONF / template, values)
+            return [" ".join(line.split()) for line in text.splitlines()
+                    if line.strip() and not line.lstrip().startswith("#")]
+
+        hba = lines("pg_hba.conf.template")
+        hba.append("hostssl replication replicator 127.0.0.1/32 scram-sha-256")
+        return {"pg_hba": json.dumps(hba), "pg_ident": json.dumps(lines("pg_ident.conf.template"))}
+
     def _render_patroni(self, name: str, tls_files: tls.TlsFiles) -> None:
         node = procs.server_dir(self.node_dir(name))
         procs.server_dir(self.socket_dir(name))
@@ -153,9 +170,8 @@ class HaCluster:
             archive_command=json.dumps(archive_command),
             nosync=json.dumps(name in NOSYNC), superuser_password=pw["superuser"],
             replication_password=pw["replication"], rewind_password=pw["rewind"],
-            server_os_user=server_user(), admin_os_user=current_os_user(),
             ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key, ssl_ca_file=tls_files.ca or "",
-            ssl_crl_file=tls_files.crl or "", **self._client_tls(), **timings)
+            ssl_crl_file=tls_files.crl or "", **self._client_tls(), **self._hba(), **timings)
         path = self.patroni_yml(name)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:

@@ -146,3 +146,19 @@ def test_a_taken_port_is_named_not_waited_for(tmp_path, monkeypatch):
     finally:
         cluster.down(wipe=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_members_enforce_the_project_pg_hba(ha_cluster):
+    from conftest import TEST_PASSWORDS
+    from psycopg.conninfo import make_conninfo
+
+    port = ha_cluster.pg_port(ha_cluster.leader())
+    ca = ha_cluster.base / "tls" / "ca.crt"
+    app = dict(host="127.0.0.1", port=port, user="hrp_app", password=TEST_PASSWORDS["hrp_app"],
+               sslmode="verify-full", sslrootcert=str(ca), connect_timeout=5)
+    with psycopg.connect(make_conninfo(**app, dbname=DATABASE)) as conn:
+        assert conn.pgconn.ssl_in_use
+    with pytest.raises(psycopg.OperationalError, match="rejects connection"):
+        psycopg.connect(make_conninfo(**app, dbname="postgres"))  # application roles: hrp_database only
+    with pytest.raises(psycopg.OperationalError, match="rejects connection|no encryption"):
+        psycopg.connect(make_conninfo(**{**app, "sslmode": "disable"}, dbname=DATABASE))
