@@ -308,7 +308,7 @@ class HaCluster:
         members = [{k: m.get(k) for k in ("name", "role", "state", "host", "port", "timeline", "lag")}
                    for m in self.members()]
         return {"base": str(self.base), "timings": self.meta and self.meta["timings"],
-                "members": members}
+                "running": bool(members), "members": members}
 
     # -- connection strings --------------------------------------------------------------------
     def _client_tls(self) -> dict[str, str]:
