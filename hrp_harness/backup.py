@@ -120,13 +120,29 @@ class Repository:
             repo_path=self.base / "repo", log_path=self.base / "log", lock_path=self.base / "lock",
             spool_path=self.base / "spool", stanza=self.stanza, pg_hosts="\n".join(pg_hosts)))
         cipher = self.base / "conf.d" / "cipher.conf"
+        secret = passphrase()
+        known = cipher.exists() and f"repo1-cipher-pass={secret}\n" in cipher.read_text()
+        if self.exists() and not known:
+            # A changed passphrase must open the existing repository, or archiving would stop.
+            try:
+                self.info(env={"PGBACKREST_REPO1_CIPHER_PASS": secret})
+            except BackupError:
+                raise BackupError(
+                    f"the backup passphrase (${PASSPHRASE_ENV} or {passphrase_file()}) does not open the "
+                    f"existing repository {self.base / 'repo'}; {cipher} left as it was. Set "
+                    f"the repository's passphrase, or move {self.base} aside to start a new one"
+                ) from None
         fd = os.open(cipher, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as out:
             out.write(f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
-                      f"[global]\nrepo1-cipher-pass={passphrase()}\n")
+                      f"[global]\nrepo1-cipher-pass={secret}\n")
         os.chmod(cipher, 0o600)
         chown_for_server(cipher)
         chown_for_server(self.config)
+
+    def exists(self) -> bool:
+        """Whether the stanza was created in the repository."""
+        return (self.base / "repo" / "backup" / self.stanza / "backup.info").exists()
 
     def archive_settings(self, data_dir: Path) -> dict[str, str]:
         """archive_mode/archive_command (conf/replication-primary.conf) rendered for one instance."""
@@ -214,7 +230,7 @@ def enable_archiving(cluster: Cluster, repo: Repository) -> None:
     instance's paths; restart if archive_mode changed) and create the stanza if missing."""
     repo.write_config()
     cluster.alter_system(repo.archive_settings(cluster.datadir))
-    if not (repo.base / "repo" / "backup" / repo.stanza / "backup.info").exists():
+    if not repo.exists():
         repo.stanza_create()
 
 

@@ -253,7 +253,7 @@ class HaCluster:
 
     def repository_ready(self) -> None:
         """Create the pgBackRest stanza once a primary runs (archive_command needs it)."""
-        if not (self.base / "backup" / "repo" / "backup" / "hrp" / "backup.info").exists():
+        if not self.repository.exists():
             self.repository.stanza_create()
 
     def down(self, wipe: bool = False) -> None:

@@ -78,6 +78,19 @@ def test_wrong_passphrase_cannot_read_the_repository(archived, tmp_path):
     assert repo.info()["status"]["code"] == 0
 
 
+def test_a_changed_passphrase_is_refused_and_archiving_goes_on(archived, monkeypatch):
+    _, repo, _ = archived
+    cipher = repo.base / "conf.d" / "cipher.conf"
+    before = cipher.read_text()
+    monkeypatch.setenv("HRP_BACKUP_PASSPHRASE", "a-new-passphrase")
+    with pytest.raises(BackupError, match="does not open the existing repository"):
+        repo.write_config()
+    assert cipher.read_text() == before
+    monkeypatch.setenv("HRP_BACKUP_PASSPHRASE", SECRET)
+    repo.write_config()
+    repo.check()  # archive-push still reads the repository
+
+
 def _server_now(dsn: str) -> datetime:
     with psycopg.connect(dsn) as conn:
         return conn.execute("select clock_timestamp()").fetchone()[0]
