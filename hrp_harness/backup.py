@@ -192,7 +192,7 @@ class Repository:
         if not stanzas:
             raise BackupError(f"stanza {self.stanza} not found in {self.base / 'repo'}")
         status = stanzas[0]["status"]
-        if status["code"] != 0:
+        if status["code"] not in (0, 2, 6):  # ok, no valid backups yet, backup in progress
             raise BackupError(f"repository {self.base / 'repo'}, stanza {self.stanza}: "
                               f"{status['message']} (wrong passphrase, or no stanza-create yet?)")
         return stanzas[0]
@@ -339,7 +339,11 @@ def verify(repo: Repository, source_dsn: str, databases: list[str], scratch: Pat
                                                                dir=repo.base.parent)), 0o700)
     started = time.monotonic()
     repo.check()
-    latest = repo.info()["backup"][-1]["label"]
+    backups = repo.info()["backup"]
+    if not backups:
+        raise BackupError(f"no backup in {repo.base / 'repo'} to verify yet: run `invoke backup "
+                          "--type full` first")
+    latest = backups[-1]["label"]
     repo.restore(scratch / "data")
     copy = start_copy(scratch)
     try:

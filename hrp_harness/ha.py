@@ -268,8 +268,14 @@ class HaCluster:
             self.meta = None
 
     # -- state ---------------------------------------------------------------------------------
+    def require(self) -> None:
+        if self.meta is None:
+            raise HaError(f"no HA cluster in {self.base} (run `invoke cluster.up`)")
+
     def cluster_view(self) -> dict | None:
         """GET /cluster from the first member that answers."""
+        if self.meta is None:
+            return None
         for name in NODES:
             try:
                 status, body = _http("GET", self.rest_url(name) + "/cluster", timeout=1)
@@ -369,6 +375,7 @@ class HaCluster:
 
     def switchover(self, candidate: str | None = None) -> dict:
         """Planned change of primary with patronictl (to the sync standby unless told otherwise)."""
+        self.require()
         self.wait_healthy(timeout=60)
         leader = self.leader()
         candidate = candidate or self.sync_standby()
@@ -387,6 +394,7 @@ class HaCluster:
 
     def drill(self, warmup_s: float = 2.0, after_s: float = 2.0, rejoin_timeout: float = 120) -> dict:
         """Kill the primary under write load; measure RTO and lost commits; rejoin the old primary."""
+        self.require()
         self.wait_healthy(timeout=90)
         with psycopg.connect(self.dsn(), autocommit=True) as conn:
             conn.execute((SQL_DIR / "drill_writes.sql").read_text())
