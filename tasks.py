@@ -205,4 +205,196 @@ def _quote(text: str) -> str:
 
 ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, sample)
 ns.add_collection(Collection("conf", conf_install))
+
+
+# -- HA cluster (Patroni + etcd) and backups (pgBackRest, pg_dump): hrp_harness/ha.py, backup.py,
+# -- logical.py. Issue 5.
+
+def _json_out(data) -> None:
+    import json
+
+    print(json.dumps(data, indent=2, default=str))
+
+
+@task(name="up", help={"timings": "production (ttl 30, loop_wait 10, retry_timeout 10; default) "
+                                  "or drill (10 / 1 / 3)"})
+def cluster_up(c, timings="production"):
+    """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 nosync) over etcd,
+    in STATE/ha on free loopback ports, and apply the schema to hrp_database."""
+    from hrp_harness.ha import bring_up
+
+    try:
+        _json_out(bring_up(timings))
+    except HarnessError as exc:
+        _fail(exc)
+
+
+@task(name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
+def cluster_down(c, wipe=False):
+    """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory."""
+    from hrp_harness.ha import HaCluster
+
+    HaCluster().down(wipe=wipe)
+    print("stopped" + (" and wiped" if wipe else ""))
+
+
+@task(name="status")
+def cluster_status(c):
+    """Members of the Patroni cluster: role, state, timeline, lag (Patroni's /cluster)."""
+    from hrp_harness.ha import HaCluster
+
+    cluster = HaCluster()
+    if cluster.meta is None:
+        print("no HA cluster (run `invoke cluster.up`)")
+        return
+    _json_out(cluster.status())
+
+
+@task(name="drill", help={"timings": "drill (default: ttl 10 / loop_wait 1 / retry_timeout 3) or "
+                                     "production"})
+def cluster_drill(c, timings="drill"):
+    """Failover drill: write load, kill the primary's Patroni and postmaster, measure RTO and lost
+    commits, rejoin the old primary with pg_rewind. Last line: one JSON object. Exit 1 if a target
+    is missed."""
+    from hrp_harness.ha import run_drill
+
+    try:
+        result, lines = run_drill(timings)
+    except HarnessError as exc:
+        _fail(exc)
+    print("\n".join(lines))
+    sys.exit(0 if result["targets_met"] else 1)
+
+
+@task(name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
+def cluster_switchover(c, candidate=None):
+    """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
+    from hrp_harness.ha import HaCluster
+
+    try:
+        _json_out(HaCluster().switchover(candidate))
+    except HarnessError as exc:
+        _fail(exc)
+
+
+def _repository(ha: bool):
+    """The HA cluster's stanza, or the embedded cluster's (started, archiving on)."""
+    if ha:
+        from hrp_harness.ha import HaCluster
+
+        cluster = HaCluster()
+        if cluster.meta is None:
+            raise HarnessError("no HA cluster (run `invoke cluster.up`)")
+        return None, cluster.repository, cluster.dsn()
+    from hrp_harness.backup import embedded
+
+    cluster, repo = embedded()
+    return cluster, repo, cluster.dsn()
+
+
+_HA_HELP = "the Patroni cluster's stanza instead of the embedded cluster's"
+
+
+@task(name="run", default=True, help={"type": "full, diff or incr", "ha": _HA_HELP})
+def backup_run(c, type="full", ha=False):
+    """Back up with pgBackRest into the encrypted repository (STATE/backup), then expire per the
+    retention (full backups 30 days, WAL 7 full backups)."""
+    try:
+        _, repo, _ = _repository(ha)
+        entry = repo.backup(type)
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"{entry['type']} backup {entry['label']}: {entry['info']['size']} bytes, "
+          f"{entry['info']['repository']['size']} in the repository")
+
+
+@task(name="info", help={"ha": _HA_HELP})
+def backup_info(c, ha=False):
+    """The repository's backups and WAL archive range (pgbackrest info)."""
+    try:
+        _, repo, _ = _repository(ha)
+        print(repo.run("info").stdout)
+    except HarnessError as exc:
+        _fail(exc)
+
+
+@task(name="expire", help={"ha": _HA_HELP})
+def backup_expire(c, ha=False):
+    """Apply the retention now (a backup also does)."""
+    try:
+        _, repo, _ = _repository(ha)
+        repo.expire()
+    except HarnessError as exc:
+        _fail(exc)
+
+
+@task(name="verify", help={"ha": _HA_HELP, "database": "database(s) to compare; default hrp_database",
+                           "keep": "keep the restored copy (stopped) for inspection"},
+      iterable=["database"])
+def backup_verify(c, ha=False, database=None, keep=False):
+    """Weekly recovery test: restore the latest backup (+ archive) to a scratch directory, start it,
+    compare per-table row counts and checksums with the source."""
+    from hrp_harness.backup import verify
+    from hrp_harness.deploy import DATABASE
+
+    try:
+        _, repo, dsn = _repository(ha)
+        _json_out(verify(repo, dsn, database or [DATABASE], keep=keep))
+    except HarnessError as exc:
+        _fail(exc)
+
+
+@task(name="logical", help={"ha": "dump from the Patroni cluster's primary",
+                            "database": "database to dump (default hrp_database)",
+                            "keep_days": "delete dumps older than this (default 30)"})
+def backup_logical(c, ha=False, database=None, keep_days=30):
+    """Logical backup: pg_dump -Fc, encrypted (openssl aes-256-cbc), into STATE/logical; rotate."""
+    from hrp_harness import logical
+    from hrp_harness.deploy import DATABASE
+
+    try:
+        _, _, dsn = _repository(ha)
+        path = logical.dump(dsn, database or DATABASE)
+        deleted = logical.rotate(keep_days=int(keep_days))
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"wrote {path}" + (f"; rotated out {len(deleted)} old dump(s)" if deleted else ""))
+
+
+@task(name="logical-restore", help={"file": "a .pgdump.enc file", "dsn": "target database (empty)"})
+def backup_logical_restore(c, file, dsn):
+    """Decrypt a logical backup and pg_restore it into an empty database."""
+    from hrp_harness import logical
+
+    try:
+        logical.restore(file, dsn)
+    except HarnessError as exc:
+        _fail(exc)
+    print(f"restored {file}")
+
+
+@task(help={"target_time": "recover to this time, e.g. '2026-11-24 11:30:00+00' (default: end of "
+                           "the archive)",
+            "to": "new directory: the copy's data goes to TO/data, sockets to TO/run",
+            "ha": _HA_HELP, "start": "start the copy on a free port and print how to connect"})
+def restore(c, to, target_time=None, ha=False, start=False):
+    """Point-in-time restore with pgBackRest into a new directory (PG 15 style: recovery.signal and
+    recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
+    from hrp_harness.backup import restore_copy
+
+    try:
+        _, repo, dsn = _repository(ha)
+        copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
+    except HarnessError as exc:
+        _fail(exc)
+    if copy is not None:
+        print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
+              f"stop: runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {copy.datadir}")
+
+
+ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,
+                             cluster_switchover))
+ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
+                             backup_logical, backup_logical_restore))
+ns.add_task(restore)
 ns.add_collection(Collection("bench", bench_migration))

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, tls
@@ -279,6 +280,21 @@ class Cluster:
     def restart(self) -> None:
         self.stop()
         self.start()
+
+    def alter_system(self, settings: dict[str, str]) -> None:
+        """Persist settings of this instance only in postgresql.auto.conf (ALTER SYSTEM, so
+        install_conf leaves them alone), reload, and restart when one of them needs it.
+        Used for the pgBackRest archive settings (hrp_harness.backup.enable_archiving)."""
+        with psycopg.connect(self.dsn(), autocommit=True) as conn:
+            for name, value in settings.items():
+                conn.execute(sql.SQL("alter system set {} = {}").format(
+                    sql.Identifier(name), sql.Literal(value)))
+            conn.execute("select pg_reload_conf()")
+            time.sleep(0.2)  # let the postmaster re-read the files before asking
+            pending = conn.execute(
+                "select count(*) from pg_settings where pending_restart").fetchone()[0]
+        if pending:
+            self.restart()
 
     def destroy(self) -> None:
         """Stop the server and delete everything under base (throwaway clusters only)."""

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .paths import REPO
 
-SQL_DIRS = ("schema", "functions", "views", "roles", "data", "tests/pgtap")
+SQL_DIRS = ("schema", "functions", "views", "roles", "data", "tests/pgtap", "hrp_harness/sql")
 
 
 def lint_argv() -> list[str]:

@@ -1,0 +1,366 @@
+"""pgBackRest: the encrypted repository, its stanza, backups, expiry, restore and point-in-time recovery.
+
+pgBackRest does the work; this module renders conf/pgbackrest.conf.template, keeps the passphrase
+out of the repository, and runs pgbackrest as the server user.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from string import Template
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from hrp_harness import HarnessError
+from hrp_harness.cluster import Cluster, free_port
+from hrp_harness.paths import CONF, state_dir
+from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
+
+STANZA = "hrp"
+PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
+BACKUP_TYPES = ("full", "diff", "incr")
+SQL_DIR = Path(__file__).parent / "sql"
+
+
+class BackupError(HarnessError):
+    """A pgBackRest command failed; the message carries the command and its stderr."""
+
+
+@dataclass(frozen=True)
+class PgInstance:
+    """One PostgreSQL instance pgBackRest may back up: data dir, port and unix socket dir."""
+
+    data_dir: Path
+    port: int
+    socket_dir: Path
+
+
+def passphrase_file() -> Path:
+    return state_dir() / "secrets" / "backup-passphrase"
+
+
+def passphrase() -> str:
+    """The repository passphrase: $HRP_BACKUP_PASSPHRASE, else the 0600 secrets file in the state
+    dir, created with a random passphrase on first use. Never written into the git tree."""
+    from_env = os.environ.get(PASSPHRASE_ENV)
+    if from_env:
+        return from_env
+    path = passphrase_file()
+    if not path.exists():
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(48) + "\n")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise BackupError(f"{path} has mode {mode:o}; it holds the backup passphrase and must be 0600")
+    return path.read_text().strip()
+
+
+def read_fragment(path: Path, values: dict[str, str]) -> dict[str, str]:
+    """The `name = value` settings of a conf/ fragment, with @NAME@ placeholders rendered and the
+    quotes of quoted values removed (the values Patroni and pg_ctl -c expect)."""
+    settings = {}
+    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, sep, value = line.partition("=")
+        if not sep:
+            raise HarnessError(f"{path}:{lineno}: expected `name = value`, got {raw!r}")
+        value = value.strip()
+        if value.startswith("'"):
+            end = value.rindex("'")
+            value = value[1:end].replace("''", "'")
+        else:
+            value = value.split("#", 1)[0].strip()
+        for key, rendered in values.items():
+            value = value.replace(f"@{key}@", rendered)
+        settings[name.strip()] = value
+    return settings
+
+
+class Repository:
+    """A pgBackRest repository with one stanza, all under `base` (STATE/backup by default):
+
+    base/pgbackrest.conf   rendered template (no secret)      base/conf.d/cipher.conf  passphrase, 0600
+    base/repo              the encrypted repository           base/log, base/lock, base/spool
+    """
+
+    def __init__(self, instances: list[PgInstance], base: Path | None = None, stanza: str = STANZA):
+        if not instances:
+            raise BackupError("a stanza needs at least one PostgreSQL instance")
+        self.instances = list(instances)
+        self.base = Path(base or state_dir() / "backup").resolve()
+        self.stanza = stanza
+
+    # -- configuration -------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.base / "pgbackrest.conf"
+
+    def write_config(self) -> None:
+        """Render the template and the passphrase fragment; give the tree to the server user."""
+        make_server_dir(self.base, 0o750)
+        for sub in ("repo", "log", "lock", "spool", "conf.d"):
+            make_server_dir(self.base / sub, 0o750)
+        pg_hosts = []
+        for index, pg in enumerate(self.instances, 1):
+            pg_hosts += [f"pg{index}-path={pg.data_dir}", f"pg{index}-port={pg.port}",
+                         f"pg{index}-socket-path={pg.socket_dir}", f"pg{index}-user=postgres"]
+        template = Template((CONF / "pgbackrest.conf.template").read_text())
+        self.config.write_text(template.substitute(
+            repo_path=self.base / "repo", log_path=self.base / "log", lock_path=self.base / "lock",
+            spool_path=self.base / "spool", stanza=self.stanza, pg_hosts="\n".join(pg_hosts)))
+        cipher = self.base / "conf.d" / "cipher.conf"
+        secret = passphrase()
+        known = cipher.exists() and f"repo1-cipher-pass={secret}\n" in cipher.read_text()
+        if self.exists() and not known:
+            # A changed passphrase must open the existing repository, or archiving would stop.
+            try:
+                self.info(env={"PGBACKREST_REPO1_CIPHER_PASS": secret})
+            except BackupError:
+                raise BackupError(
+                    f"the backup passphrase (${PASSPHRASE_ENV} or {passphrase_file()}) does not open the "
+                    f"existing repository {self.base / 'repo'}; {cipher} left as it was. Set "
+                    f"the repository's passphrase, or move {self.base} aside to start a new one"
+                ) from None
+        fd = os.open(cipher, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
+                      f"[global]\nrepo1-cipher-pass={secret}\n")
+        os.chmod(cipher, 0o600)
+        chown_for_server(cipher)
+        chown_for_server(self.config)
+
+    def exists(self) -> bool:
+        """Whether the stanza was created in the repository."""
+        return (self.base / "repo" / "backup" / self.stanza / "backup.info").exists()
+
+    def archive_settings(self, data_dir: Path) -> dict[str, str]:
+        """archive_mode/archive_command (conf/replication-primary.conf) rendered for one instance."""
+        settings = read_fragment(CONF / "replication-primary.conf", self.placeholders(data_dir))
+        return {k: settings[k] for k in ("archive_mode", "archive_command")}
+
+    def placeholders(self, data_dir: Path) -> dict[str, str]:
+        return {"PGBACKREST_CONFIG_PATH": str(self.base), "STANZA": self.stanza,
+                "PGDATA": str(Path(data_dir).resolve())}
+
+    # -- commands ------------------------------------------------------------------------------
+    def run(self, command: str, *options: str, env: dict | None = None, check: bool = True,
+            prefix: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        """pgbackrest COMMAND as the server user; prefix wraps it (the retention test runs expire
+        under `faketime +31 days`); env adds variables (PGBACKREST_* override the config)."""
+        env = {**os.environ, **env} if env else None
+        argv = as_server_user([*prefix, "pgbackrest", f"--config-path={self.base}",
+                               f"--stanza={self.stanza}", *options, command])
+        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env, cwd="/")
+        if check and proc.returncode != 0:
+            raise BackupError(f"pgbackrest {command} {' '.join(options)} failed "
+                              f"(exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+        return proc
+
+    def stanza_create(self) -> None:
+        self.run("stanza-create")
+
+    def check(self) -> None:
+        """pgbackrest check: forces a WAL switch and waits until that segment is archived."""
+        self.run("check")
+
+    def backup(self, backup_type: str = "full") -> dict:
+        """Take a backup (full, diff or incr); returns its entry from `info`."""
+        if backup_type not in BACKUP_TYPES:
+            raise BackupError(f"backup type {backup_type!r}: expected one of {', '.join(BACKUP_TYPES)}")
+        self.run("backup", f"--type={backup_type}")
+        return self.info()["backup"][-1]
+
+    def expire(self, *options: str) -> None:
+        """Apply the configured retention (pgbackrest expire; backup runs it too)."""
+        self.run("expire", *options)
+
+    def info(self, env: dict | None = None) -> dict:
+        """The stanza's entry of `pgbackrest info --output=json`."""
+        proc = self.run("info", "--output=json", env=env)
+        stanzas = json.loads(proc.stdout, strict=False)  # error texts may quote raw bytes
+        if not stanzas:
+            raise BackupError(f"stanza {self.stanza} not found in {self.base / 'repo'}")
+        status = stanzas[0]["status"]
+        if status["code"] not in (0, 2, 6):  # ok, no valid backups yet, backup in progress
+            raise BackupError(f"repository {self.base / 'repo'}, stanza {self.stanza}: "
+                              f"{status['message']} (wrong passphrase, or no stanza-create yet?)")
+        return stanzas[0]
+
+    def restore(self, to: Path, target_time: str | None = None, set_label: str | None = None,
+                env: dict | None = None) -> Path:
+        """Restore into the empty (or missing) directory `to`.
+
+        With target_time ('YYYY-MM-DD HH:MM:SS[+TZ]') it is a point-in-time recovery: pgBackRest writes
+        recovery.signal and restore_command / recovery_target_time / recovery_target_action=promote
+        into postgresql.auto.conf (PostgreSQL 15 refuses recovery.conf). Without it, recovery
+        replays the archive to its end. archive_mode is set off in the copy ([global:restore]).
+        """
+        to = Path(to).resolve()
+        if to.exists() and any(to.iterdir()):
+            raise BackupError(f"restore target {to} is not empty; pick a new directory")
+        make_server_dir(to, 0o700)
+        options = [f"--pg1-path={to}"]
+        if target_time:
+            options += ["--type=time", f"--target={target_time}", "--target-action=promote"]
+        if set_label:
+            options.append(f"--set={set_label}")
+        self.run("restore", *options, env=env)
+        return to
+
+
+# -- the embedded cluster (hrp_harness.cluster.Cluster) ----------------------------------------
+def cluster_repository(cluster: Cluster, base: Path | None = None) -> Repository:
+    """The stanza of one Cluster (the embedded one by default: STATE/pg, repository STATE/backup)."""
+    return Repository([PgInstance(cluster.datadir, cluster.port, cluster.socket_dir)], base=base)
+
+
+def enable_archiving(cluster: Cluster, repo: Repository) -> None:
+    """Render the repository config, turn WAL archiving to it on (ALTER SYSTEM: these name this
+    instance's paths; restart if archive_mode changed) and create the stanza if missing."""
+    repo.write_config()
+    cluster.alter_system(repo.archive_settings(cluster.datadir))
+    if not repo.exists():
+        repo.stanza_create()
+
+
+def embedded(base: Path | None = None) -> tuple[Cluster, Repository]:
+    """The embedded cluster, started, archiving into its repository (STATE/backup)."""
+    from hrp_harness.deploy import start_embedded
+
+    cluster = start_embedded(echo=lambda *_: None)
+    repo = cluster_repository(cluster, base)
+    enable_archiving(cluster, repo)
+    return cluster, repo
+
+
+# -- restored copies -----------------------------------------------------------------------------
+def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Cluster:
+    """Start a restored data directory base/data as a Cluster on a free port with our conf/
+    (instance.conf rewritten: port, sockets in base/run, hba); wait until recovery has finished.
+    synchronous_standby_names is cleared: a copy of a Patroni primary would wait for standby1."""
+    copy = Cluster(Path(base), port=port or free_port(), shared_buffers_mb=128,
+                   extra_conf={"synchronous_standby_names": "''"})
+    make_server_dir(copy.socket_dir, 0o700)
+    copy.install_conf()
+    try:
+        copy.start(timeout=int(timeout))
+    except HarnessError as exc:
+        raise BackupError(f"{exc}\n--- {_server_log_tail(copy)}") from None
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with psycopg.connect(copy.dsn(), connect_timeout=5) as conn:
+                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
+                    return copy
+        except psycopg.OperationalError:
+            pass
+        if time.monotonic() > deadline:
+            raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
+                              f" see {copy.logfile}")
+        time.sleep(0.2)
+
+
+def _server_log_tail(cluster: Cluster, lines: int = 8) -> str:
+    """The end of the newest log in DATADIR/log (logging_collector), where recovery errors go."""
+    logs = sorted((cluster.datadir / "log").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    if not logs:
+        return "no server log"
+    text = logs[-1].read_text(errors="replace").splitlines()[-lines:]
+    hint = ""
+    if any("recovery ended before configured recovery target" in line for line in text):
+        hint = ("\nthe archive ends before the target time: on a running source, `pgbackrest check`"
+                " (done by `invoke restore`) archives the current WAL; otherwise pick an earlier time")
+    return f"last lines of {logs[-1]} ---\n" + "\n".join(text) + hint
+
+
+def restore_copy(repo: Repository, to: Path, target_time: str | None = None, start: bool = False,
+                 source_dsn: str | None = None, echo=print) -> Cluster | None:
+    """`invoke restore`: when the source runs, commit an empty transaction there and archive the
+    current WAL, so that a target in the last minutes is covered (recovery to a time stops at
+    the first commit after it; an idle source has none), then restore into TO/data and
+    optionally start the copy."""
+    try:
+        if source_dsn:
+            with psycopg.connect(source_dsn, autocommit=True, connect_timeout=5) as conn:
+                conn.execute("select pg_current_xact_id()")  # a commit record, no data change
+        repo.check()
+    except (BackupError, psycopg.OperationalError) as exc:
+        echo(f"note: could not archive the current WAL ({str(exc).splitlines()[0]}); restoring from "
+             "what the archive holds")
+    base = make_server_dir(Path(to).resolve(), 0o700)
+    repo.restore(base / "data", target_time=target_time)
+    echo(f"restored into {base / 'data'}" + (f" (recovery target {target_time})" if target_time else ""))
+    return start_copy(base) if start else None
+
+
+def fingerprints(dsn: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """(schema, table) -> (row count, md5 of the rows) for every table of the dsn's database."""
+    query = (SQL_DIR / "table_fingerprints.sql").read_text()
+    with psycopg.connect(dsn) as conn:
+        return {(schema, table): (count, digest)
+                for schema, table, count, digest in conn.execute(query).fetchall()}
+
+
+def compare(source: dict, copy: dict) -> list[str]:
+    """Differences between two fingerprint maps, one line per table; empty when identical."""
+    lines = []
+    for key in sorted(set(source) | set(copy)):
+        name = ".".join(key)
+        if key not in copy:
+            lines.append(f"{name}: missing from the restored copy")
+        elif key not in source:
+            lines.append(f"{name}: only in the restored copy")
+        elif source[key] != copy[key]:
+            lines.append(f"{name}: source {source[key][0]} rows md5 {source[key][1]}, "
+                         f"copy {copy[key][0]} rows md5 {copy[key][1]}")
+    return lines
+
+
+def verify(repo: Repository, source_dsn: str, databases: list[str], scratch: Path | None = None,
+           keep: bool = False) -> dict:
+    """The spec's weekly recovery test as one call: make the source's last commits reach the
+    archive (pgbackrest check), restore the latest backup plus the archive into a scratch
+    directory, start it, compare per-table row counts and checksums of each database with the
+    source, stop and delete the copy. Raises BackupError listing every differing table.
+
+    The source should be quiet while it runs: a commit after the WAL switch is not in the copy."""
+    scratch = make_server_dir(Path(scratch or tempfile.mkdtemp(prefix="hrp-verify-",
+                                                               dir=repo.base.parent)), 0o700)
+    started = time.monotonic()
+    repo.check()
+    backups = repo.info()["backup"]
+    if not backups:
+        raise BackupError(f"no backup in {repo.base / 'repo'} to verify yet: run `invoke backup "
+                          "--type full` first")
+    latest = backups[-1]["label"]
+    repo.restore(scratch / "data")
+    copy = start_copy(scratch)
+    try:
+        report = {"backup": latest, "databases": {}, "differences": []}
+        for dbname in databases:
+            source = fingerprints(make_conninfo(source_dsn, dbname=dbname))
+            restored = fingerprints(copy.dsn(dbname))
+            report["databases"][dbname] = {"tables": len(source),
+                                           "rows": sum(count for count, _ in source.values())}
+            report["differences"] += [f"{dbname}: {line}" for line in compare(source, restored)]
+    finally:
+        if keep:
+            copy.stop()
+        else:
+            copy.destroy()
+    report["verify_s"] = round(time.monotonic() - started, 1)
+    if report["differences"]:
+        raise BackupError("restore verification failed, the restored copy differs:\n  "
+                          + "\n  ".join(report["differences"]))
+    return report
