@@ -365,12 +365,6 @@ def _reconcile(conn, pre: Preflight, tables: list[str], logdir: Path, result: St
                            "trusted; the target is unchanged):\n  " + "\n  ".join(mismatches))
 
 
-def _sh(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
 def _summary(path: Path, table: str) -> dict:
     """The table's line of a pgloader --summary CSV: name;read;imported;errors;bytes;time."""
     try:
@@ -621,6 +615,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                 conn.commit()
                 conn.autocommit = True
                 _call(conn, "clear_stage")  # the copies of the source rows go
+                shutil.rmtree(logdir, ignore_errors=True)  # kept only when a load fails
+                report["staging"].pop("logs", None)
             except psycopg.Error as exc:
                 conn.rollback()
                 diag = exc.diag
