@@ -480,3 +480,21 @@ def test_load_over_tls_with_a_password_pgloader_cannot_take_in_a_url(pg_cluster,
             admin.execute("reassign owned by hrp_loader_test to postgres")
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
             admin.execute("drop role hrp_loader_test")
+
+
+def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path, monkeypatch):
+    """With the preflight's content scan switched off, a BLOB in a TEXT column makes pgloader drop
+    rows without a word (exit status 0); the count reconciliation still stops the load."""
+    path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=13)
+    con = sqlite3.connect(path)
+    con.execute("update horses set jockey = x'00ff' where id = 150")
+    con.commit()
+    con.close()
+    real = migrate.preflight
+    monkeypatch.setattr(migrate, "preflight", lambda source, workroot, scan=True: real(source, workroot, False))
+    with pytest.raises(HarnessError, match=r"staging does not reconcile with the source.*\n  horses: staged \d+ rows, "
+                                           r"source has 300"):
+        load(path, schema_db)
+    with psycopg.connect(schema_db) as conn:
+        assert conn.execute("select count(*) from horses").fetchone()[0] == 0
+        assert conn.execute("select status from migration.runs").fetchall() == [("failed",)]
