@@ -149,7 +149,7 @@ def _load_into(target, sqlite=None, **options):
             "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
             "max_quarantine": "abort and roll back when more than N rows would be quarantined",
             "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)",
-            "report": "JSON report path (default reports/migration-run-<id>.json)"})
+            "report": "JSON report path (default reports/migration-<database>-run-<id>.json)"})
 def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None):
     """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
     from hrp_harness import migrate

@@ -634,7 +634,9 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             if scan is not None and scan.done() and scan.exception() is None and scan.result().workdir:
                 shutil.rmtree(scan.result().workdir, ignore_errors=True)
     report["seconds"] = round(time.monotonic() - started, 3)
-    path = Path(report_path) if report_path else REPO / "reports" / f"migration-run-{report['run_id']}.json"
+    dbname = conninfo_to_dict(dsn).get("dbname", "db")
+    path = (Path(report_path) if report_path
+            else REPO / "reports" / f"migration-{dbname}-run-{report['run_id']}.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=2, default=str) + "\n")
     report["report_file"] = str(path)
