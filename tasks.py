@@ -16,15 +16,19 @@ def _fail(exc: HarnessError) -> None:
 
 
 @task(help={"dsn": "superuser URL naming the target database (created when missing); "
-                   "default: the embedded cluster"})
-def deploy(c, dsn=None):
-    """Deploy: start the embedded cluster (or use --dsn), apply deploy.plan, set role passwords."""
+                   "default: the embedded cluster",
+            "sqlite": "SQLite file of the HRP app to load after the schema (see `invoke load`); "
+                      "default: the generated test-size sample (data/sample)",
+            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)"})
+def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
+    """Deploy: embedded cluster (or --dsn), apply deploy.plan, role passwords, load --sqlite (or the sample)."""
     from hrp_harness.deploy import app_dsn, embedded_cluster
     from hrp_harness.deploy import deploy as run_deploy
     from hrp_harness.passwords import secrets_file
 
     try:
         target = run_deploy(dsn)
+        _load_into(target, sqlite, source_timezone=source_timezone)
     except HarnessError as exc:
         _fail(exc)
     if dsn is None:
@@ -126,6 +130,60 @@ def conf_install(c):
         _fail(exc)
 
 
+# -- issue 3: SQLite -> PostgreSQL migration -------------------------------------------------
+
+def _load_into(target, sqlite=None, **options):
+    from hrp_harness import migrate, sample
+    from hrp_harness.paths import state_dir
+
+    if sqlite is None:
+        sqlite = state_dir() / "sample-test-seed1.sqlite"
+        if not sqlite.exists():
+            print(f"generating the test-size sample {sqlite}")
+            sample.generate(sqlite, "test", seed=1)
+    return migrate.load(sqlite, target, **options)
+
+
+@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema)",
+            "dsn": "URL of the deployed target database; default: the embedded cluster's hrp_database",
+            "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
+            "max_quarantine": "abort and roll back when more than N rows would be quarantined",
+            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)",
+            "report": "JSON report path (default reports/migration-<database>-run-<id>.json)"})
+def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None):
+    """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
+    from hrp_harness import migrate
+    from hrp_harness.deploy import DATABASE, embedded_cluster
+
+    try:
+        migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
+                     max_quarantine=None if max_quarantine is None else int(max_quarantine),
+                     source_timezone=source_timezone, report_path=report)
+    except HarnessError as exc:
+        _fail(exc)
+
+
+@task(help={"out": "SQLite file to write", "size": "test (spec's test size) or production",
+            "seed": "seed of the deterministic generator (default 1)"})
+def sample(c, out, size="test", seed=1):
+    """Generate a deterministic sample SQLite database of the HRP app (data/sample/generate.sql)."""
+    from hrp_harness import sample as gen
+
+    path = gen.generate(out, size, int(seed))
+    print(f"wrote {path} ({size}, seed {seed})")
+
+
+@task(name="migration", help={"size": "production (default) or test", "seed": "generator seed"})
+def bench_migration(c, size="production", seed=1):
+    """Benchmark: full migration vs pgloader alone vs plain COPY, side by side; last line JSON."""
+    from hrp_harness.bench_migration import run
+
+    try:
+        run(size=size, seed=int(seed))
+    except HarnessError as exc:
+        _fail(exc)
+
+
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
             "from_": "superuser URL of the source database; default: the embedded hrp_database"})
 def anonymize(c, to, from_=None):
@@ -145,7 +203,7 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize)
+ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, sample)
 ns.add_collection(Collection("conf", conf_install))
 
 
@@ -339,3 +397,4 @@ ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_logical, backup_logical_restore))
 ns.add_task(restore)
+ns.add_collection(Collection("bench", bench_migration))

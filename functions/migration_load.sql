@@ -1,0 +1,362 @@
+-- The steps of one SQLite -> PostgreSQL load (issue 3), called in order by the loader
+-- (hrp_harness/migrate.py) inside ONE transaction, so a load commits completely or not at all:
+--   begin_run -> map_table (parents first) -> mark_orphans -> mark_duplicates -> record_table
+--   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
+--   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
+-- Work tables are UNLOGGED scratch tables migration_stage.m_<table>; the staged text rows come from
+-- pgloader.
+-- requires: schema/0010_migration.sql, functions/migration_parse.sql, views/migration_mapped.sql,
+-- the spec's tables (public.races, horses, predictions, users, api_credentials).
+-- Repeatable (CREATE OR REPLACE).
+
+create or replace function migration.begin_run(
+    p_mode text, p_source_path text, p_source_sha256 text, p_source_timezone text,
+    p_max_quarantine bigint
+)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_run bigint;
+begin
+    -- the declared source time zone, read by the mapping views; validated here (raises if unknown)
+    perform now() at time zone p_source_timezone;
+    perform set_config('hrp.source_timezone', p_source_timezone, true);
+    insert into migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine)
+    values (p_mode, p_source_path, p_source_sha256, p_source_timezone, p_max_quarantine)
+    returning run_id into v_run;
+    return v_run;
+end
+$$;
+comment on function migration.begin_run(text, text, text, text, bigint) is
+'Starts a load: records the run, declares the source time zone for the mapping views.';
+
+-- Staged rows -> typed work table migration_stage.m_<table> (UNLOGGED scratch, rebuilt by every
+-- load) through the mapping view, plus the rows the preflight kept out of pgloader (reason set,
+-- original row kept as JSON). map_begin / map_rows / map_end let the loader map predictions in
+-- parts on several connections at once, before the load's transaction (the work tables derive
+-- from the staged rows only; the target is written in the transaction). map_table does all three.
+create or replace function migration.map_begin(p_table text)
+returns void
+language plpgsql
+as $$
+begin
+    execute format('drop table if exists migration_stage.%I', 'm_' || p_table);
+    execute format(
+        'create unlogged table migration_stage.%I as
+         select *, null::jsonb as reject_row from migration.%I with no data',
+        'm_' || p_table, p_table || '_mapped'
+    );
+end
+$$;
+comment on function migration.map_begin(text) is
+'Creates the empty work table migration_stage.m_<table> (scratch, UNLOGGED).';
+
+create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
+    -- the mapping views of big tables read the part from these settings (see predictions_mapped)
+    perform set_config('hrp.map_part', p_part::text, true);
+    perform set_config('hrp.map_parts', p_parts::text, true);
+    execute format(
+        'insert into migration_stage.%I select *, null::jsonb from migration.%I',
+        'm_' || p_table, p_table || '_mapped'
+    );
+    get diagnostics v_rows = row_count;
+    perform set_config('hrp.map_parts', '1', true);
+    return v_rows;
+end
+$$;
+comment on function migration.map_rows(text, bigint, bigint) is
+'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions).';
+
+create or replace function migration.map_end(p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
+    execute format(
+        'insert into migration_stage.%I (source_id, id, reason, norms, reject_row)
+         select source_id, migration.parse_int(source_id), reason, ''{}'', source_row::jsonb
+         from migration_stage.hrp_preflight_rejects where source_table = %L',
+        'm_' || p_table, p_table
+    );
+    execute format('analyze migration_stage.%I', 'm_' || p_table);
+    execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
+    return v_rows;
+end
+$$;
+comment on function migration.map_end(text) is
+'Adds the preflight rejects of a table to its work table, analyzes it; returns its row count.';
+
+create or replace function migration.map_table(p_table text)
+returns bigint
+language plpgsql
+as $$
+begin
+    perform migration.map_begin(p_table);
+    perform migration.map_rows(p_table, 0, 1);
+    return migration.map_end(p_table);
+end
+$$;
+comment on function migration.map_table(text) is
+'Builds the work table migration_stage.m_<table>: every source row (staged or preflight-rejected)
+with its typed target values, failed rules (reason) and normalisations (norms).';
+
+-- Staging and work tables hold copies of the source (personal data included): emptied after a
+-- committed load.
+create or replace function migration.clear_stage()
+returns void
+language plpgsql
+as $$
+declare
+    v_table text;
+begin
+    for v_table in
+        select c.relname from pg_class as c
+        where c.relnamespace = 'migration_stage'::regnamespace and c.relkind = 'r'
+    loop
+        execute format('truncate migration_stage.%I', v_table);
+    end loop;
+end
+$$;
+comment on function migration.clear_stage() is
+'Empties every staging and work table (they hold copies of the source rows).';
+
+-- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
+create or replace function migration.mark_orphans()
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
+    update migration_stage.m_predictions as m
+    set reason = x.reason
+    from (
+        select
+            p.id,
+            concat_ws('; ',
+                case
+                    when r.id is null then format('race_id: races id %s does not exist', p.race_id)
+                    when r.reason is not null then format('race_id: parent races id %s is quarantined', p.race_id)
+                end,
+                case
+                    when h.id is null then format('horse_id: horses id %s does not exist', p.horse_id)
+                    when h.reason is not null then format('horse_id: parent horses id %s is quarantined', p.horse_id)
+                end
+            ) as reason
+        from migration_stage.m_predictions as p
+        left join migration_stage.m_races as r on r.id = p.race_id
+        left join migration_stage.m_horses as h on h.id = p.horse_id
+        where
+            p.reason is null
+            and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
+    ) as x
+    where m.id = x.id and m.reason is null;
+    get diagnostics v_rows = row_count;
+    return v_rows;
+end
+$$;
+comment on function migration.mark_orphans() is
+'Quarantines predictions whose race or horse does not exist or does not migrate, naming the
+parent.';
+
+-- Duplicates on a target unique key (compared case-insensitively where the value is a name):
+-- the row with the lowest source id migrates, the others are quarantined naming it.
+create or replace function migration.mark_duplicates(p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_key text;
+    v_label text;
+    v_rows bigint := 0;
+    v_step bigint;
+    v_found boolean;
+begin
+    for v_key, v_label in
+        select k.expr, k.label from (values
+            ('horses', 'lower(horse_name)', 'lower(horse_name)'),
+            ('users', 'lower(username)', 'lower(username)'),
+            ('users', 'lower(email)', 'lower(email)'),
+            ('api_credentials', 'lower(service_name)', 'lower(service_name)'),
+            ('predictions', 'race_id, horse_id, lower(algorithm_version)',
+             '(race_id, horse_id, lower(algorithm_version))')
+        ) as k (tbl, expr, label)
+        where k.tbl = p_table
+    loop
+        -- v_key comes from the constant list above, never from input. One aggregate pass finds
+        -- whether the key has duplicates at all; the update (a second pass) runs only then.
+        execute format(
+            'select exists (select from migration_stage.%1$I where reason is null
+                            group by %2$s having count(*) > 1)',
+            'm_' || p_table, v_key
+        ) into v_found;
+        continue when not v_found;
+        execute format(
+            'update migration_stage.%1$I as m set reason = format(%2$L, d.keep)
+             from (
+                 select id, min(id) over (partition by %3$s) as keep
+                 from migration_stage.%1$I
+                 where reason is null and (%3$s) in (
+                     select %3$s from migration_stage.%1$I where reason is null
+                     group by %3$s having count(*) > 1
+                 )
+             ) as d
+             where m.id = d.id and d.id <> d.keep',
+            'm_' || p_table,
+            'duplicate of ' || p_table || ' id %s on ' || v_label || ' (lowest id kept)',
+            v_key
+        );
+        get diagnostics v_step = row_count;
+        v_rows := v_rows + v_step;
+    end loop;
+    return v_rows;
+end
+$$;
+comment on function migration.mark_duplicates(text) is
+'Quarantines all but the lowest-id row of each group of rows sharing a target unique key
+(horse_name, username, email, service_name case-insensitively; predictions on race, horse and
+lower(algorithm_version)).';
+
+-- The quarantine holds the current state: entries no longer quarantined (row now migrates or left
+-- the source) go, unchanged entries stay with the run that first quarantined them, new ones come.
+create or replace function migration.sync_quarantine(p_run bigint, p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
+    execute format(
+        'create temp table m_q on commit drop as
+         select m.id as source_id, m.reason,
+                coalesce(m.reject_row, to_jsonb(s) ) as source_row
+         from migration_stage.%1$I as m
+         left join migration_stage.%2$I as s on s.id = m.source_id and m.reject_row is null
+         where m.reason is not null',
+        'm_' || p_table, p_table
+    );
+    delete from migration.quarantine as q
+    where
+        q.source_table = p_table
+        and not exists (
+            select from pg_temp.m_q as n
+            where
+                n.source_id is not distinct from q.source_id
+                and n.reason = q.reason and n.source_row = q.source_row
+        );
+    insert into migration.quarantine (run_id, source_table, source_id, reason, source_row)
+    select p_run, p_table, n.source_id, n.reason, n.source_row
+    from pg_temp.m_q as n
+    where not exists (
+        select from migration.quarantine as q
+        where
+            q.source_table = p_table and q.source_id is not distinct from n.source_id
+            and q.reason = n.reason and q.source_row = n.source_row
+    );
+    select count(*) into v_rows from pg_temp.m_q;
+    drop table pg_temp.m_q;
+    return v_rows;
+end
+$$;
+comment on function migration.sync_quarantine(bigint, text) is
+'Makes migration.quarantine for one table equal to this load''s quarantined rows (idempotent).';
+
+-- The target columns a load writes: those of the mapping view that the target table has.
+create or replace function migration.load_columns(p_table text)
+returns text[]
+language sql stable
+as $$
+    select array_agg(a.attname::text order by a.attnum)
+    from pg_attribute as a
+    where
+        a.attrelid = format('public.%I', p_table)::regclass
+        and a.attnum > 0 and not a.attisdropped
+        and exists (
+            select from pg_attribute as v
+            where
+                v.attrelid = format('migration.%I', p_table || '_mapped')::regclass
+                and v.attname = a.attname
+        )
+$$;
+comment on function migration.load_columns(text) is
+'Columns of public.<table> that the load writes (the target-only ones keep their defaults).';
+
+-- Target <- migrating rows of m_<table>. p_step: 'delete' (rows not migrating any more), 'upsert'
+-- (update changed rows, insert new ones). The target's user triggers (the spec's
+-- update_<table>_updated_at) are disabled around the writes so source timestamps are kept.
+create or replace function migration.apply_table(p_table text, p_step text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_cols text[] := migration.load_columns(p_table);
+    v_list text;
+    v_mlist text;
+    v_set text;
+    v_trg text[];
+    v_t text;
+    v_rows bigint := 0;
+    v_step bigint;
+begin
+    select string_agg(format('%I', c), ', '), string_agg(format('m.%I', c), ', '),
+           string_agg(format('%1$I = m.%1$I', c), ', ') filter (where c <> 'id')
+    into v_list, v_mlist, v_set
+    from unnest(v_cols) as c;
+    select array_agg(t.tgname::text) into v_trg
+    from pg_trigger as t
+    where t.tgrelid = format('public.%I', p_table)::regclass and not t.tgisinternal and t.tgenabled <> 'D';
+    foreach v_t in array coalesce(v_trg, '{}') loop
+        execute format('alter table public.%I disable trigger %I', p_table, v_t);
+    end loop;
+    if p_step = 'delete' then
+        execute format(
+            'delete from public.%1$I as t where not exists (
+                 select from migration_stage.%2$I as m where m.id = t.id and m.reason is null)',
+            p_table, 'm_' || p_table);
+        get diagnostics v_rows = row_count;
+    elsif p_step = 'upsert' then
+        execute format(
+            'update public.%1$I as t set %3$s from migration_stage.%2$I as m
+             where m.id = t.id and m.reason is null and (%4$s) is distinct from (%5$s)',
+            p_table, 'm_' || p_table, v_set,
+            (select string_agg(format('t.%I', c), ', ') from unnest(v_cols) as c), v_mlist);
+        get diagnostics v_step = row_count;
+        v_rows := v_step;
+        perform set_config('hrp.updated_' || p_table, v_step::text, true);
+        execute format(
+            'insert into public.%1$I (%3$s) select %4$s from migration_stage.%2$I as m
+             where m.reason is null and not exists (select from public.%1$I as t where t.id = m.id)',
+            p_table, 'm_' || p_table, v_list, v_mlist);
+        get diagnostics v_step = row_count;
+        perform set_config('hrp.inserted_' || p_table, v_step::text, true);
+        v_rows := v_rows + v_step;
+    elsif p_step = 'insert' then  -- fast path: empty target
+        execute format(
+            'insert into public.%1$I (%3$s) select %4$s from migration_stage.%2$I as m where m.reason is null',
+            p_table, 'm_' || p_table, v_list, v_mlist);
+        get diagnostics v_rows = row_count;
+        perform set_config('hrp.inserted_' || p_table, v_rows::text, true);
+    else
+        raise exception 'apply_table: unknown step %', p_step;
+    end if;
+    if p_step = 'delete' then
+        perform set_config('hrp.deleted_' || p_table, v_rows::text, true);
+    end if;
+    foreach v_t in array coalesce(v_trg, '{}') loop
+        execute format('alter table public.%I enable trigger %I', p_table, v_t);
+    end loop;
+    return v_rows;
+end
+$$;
+comment on function migration.apply_table(text, text) is
+'Writes the migrating rows of m_<table> into public.<table> (delete / upsert / insert),
+user triggers disabled so the source created_at/updated_at are kept.';

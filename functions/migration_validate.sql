@@ -1,0 +1,133 @@
+-- Validation of a load (issue 3): order-independent content checksums source side (the mapped rows)
+-- versus target, the per-table accounting assertion, id sequences past the highest id, the
+-- --max-quarantine limit, and the run's record. Any failure raises, rolling the whole load back.
+-- requires: schema/0010_migration.sql, functions/migration_load.sql (load_columns).
+-- Repeatable (CREATE OR REPLACE).
+
+-- Order-independent content checksum: row count and the sum of 64-bit hashes of the rows
+-- (hash_record_extended), over the given columns.
+create or replace function migration.content_checksum(p_relation text, p_cols text[], p_filter text)
+returns text
+language plpgsql
+as $$
+declare
+    v_sum text;
+begin
+    execute format(
+        'select count(*) || '':'' || coalesce(sum(hash_record_extended(row(%s), 0)), 0) from %s where %s',
+        (select string_agg(format('%I', c), ', ') from unnest(p_cols) as c), p_relation, p_filter
+    ) into v_sum;
+    return v_sum;
+end
+$$;
+comment on function migration.content_checksum(text, text[], text) is
+'count:sum(hash_record_extended(row)) over the columns: equal multisets of rows give equal
+checksums.';
+
+-- Validation and bookkeeping of one table: checksums source side (the mapped rows) and target side,
+-- sequence past the highest id, the accounting assertion; raises (rolling the load back) on any
+-- mismatch.
+create or replace function migration.finish_table(p_run bigint, p_table text, p_seconds numeric)
+returns jsonb
+language plpgsql
+as $$
+declare
+    v_cols text[] := migration.load_columns(p_table);
+    v_src text;
+    v_tgt text;
+    v_source bigint;
+    v_migrated bigint;
+    v_quarantined bigint;
+    v_target bigint;
+    v_both bigint;
+    v_seq text;
+    v_reasons jsonb;
+    v_norms jsonb;
+    v_result jsonb;
+begin
+    v_src := migration.content_checksum(format('migration_stage.%I', 'm_' || p_table), v_cols, 'reason is null');
+    v_tgt := migration.content_checksum(format('public.%I', p_table), v_cols, 'true');
+    execute format(
+        'select count(*), count(*) filter (where reason is null), count(*) filter (where reason is not null)
+         from migration_stage.%I', 'm_' || p_table)
+    into v_source, v_migrated, v_quarantined;
+    v_target := split_part(v_tgt, ':', 1)::bigint;
+    -- quarantined rows found in the target, through the target's primary key
+    execute format(
+        'select count(*) from migration_stage.%I as m
+         where m.reason is not null and exists (select from public.%I as t where t.id = m.id)',
+        'm_' || p_table, p_table) into v_both;
+    execute format(
+        'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
+             select regexp_replace(reason, ''id [0-9]+'', ''id N'', ''g'') as r, count(*) as n
+             from migration_stage.%I where reason is not null group by 1) as x', 'm_' || p_table)
+    into v_reasons;
+    execute format(
+        'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
+             select r, count(*) as n from (
+                 select distinct id, unnest(norms) as r from migration_stage.%I
+                 where reason is null and cardinality(norms) > 0
+             ) as d group by 1) as x',
+        'm_' || p_table)
+    into v_norms;
+    if v_source <> v_migrated + v_quarantined then
+        raise exception 'accounting failed for %: source % <> migrated % + quarantined %',
+            p_table, v_source, v_migrated, v_quarantined;
+    end if;
+    if v_target <> v_migrated then
+        raise exception 'accounting failed for %: target holds % rows, % migrate', p_table, v_target, v_migrated;
+    end if;
+    if v_both <> 0 then
+        raise exception 'accounting failed for %: % quarantined rows are in the target', p_table, v_both;
+    end if;
+    if v_src <> v_tgt then
+        raise exception 'checksum mismatch for %: source side % <> target %', p_table, v_src, v_tgt;
+    end if;
+    v_seq := pg_get_serial_sequence(format('public.%I', p_table), 'id');
+    if v_seq is not null then
+        execute format('select setval(%L, coalesce(max(id), 1), max(id) is not null) from public.%I',
+            v_seq, p_table);
+    end if;
+    insert into migration.run_tables (
+        run_id, table_name, source_rows, migrated_rows, quarantined_rows, inserted_rows, updated_rows,
+        deleted_rows, quarantined_by_reason, normalised_by_rule, source_checksum, target_checksum,
+        checksum_match, seconds
+    ) values (
+        p_run, p_table, v_source, v_migrated, v_quarantined,
+        coalesce(nullif(current_setting('hrp.inserted_' || p_table, true), ''), '0')::bigint,
+        coalesce(nullif(current_setting('hrp.updated_' || p_table, true), ''), '0')::bigint,
+        coalesce(nullif(current_setting('hrp.deleted_' || p_table, true), ''), '0')::bigint,
+        v_reasons, v_norms, v_src, v_tgt, v_src = v_tgt, p_seconds
+    );
+    select to_jsonb(r) - 'run_id' into v_result
+    from migration.run_tables as r where r.run_id = p_run and r.table_name = p_table;
+    return v_result;
+end
+$$;
+comment on function migration.finish_table(bigint, text, numeric) is
+'Per-table validation of a load (checksums, accounting, no row both migrated and quarantined), sets
+the id sequence past the highest id, records the result in migration.run_tables.';
+
+create or replace function migration.finish_run(p_run bigint, p_report jsonb)
+returns void
+language plpgsql
+as $$
+declare
+    v_quarantined bigint;
+    v_max bigint;
+begin
+    select max_quarantine into v_max from migration.runs where run_id = p_run;
+    select coalesce(sum(quarantined_rows), 0) into v_quarantined
+    from migration.run_tables where run_id = p_run;
+    if v_max is not null and v_quarantined > v_max then
+        raise exception 'quarantine limit exceeded: % rows quarantined, --max-quarantine is % (rolled back)',
+            v_quarantined, v_max;
+    end if;
+    update migration.runs
+    set status = 'committed', finished_at = clock_timestamp(), report = p_report
+    where run_id = p_run;
+end
+$$;
+comment on function migration.finish_run(bigint, jsonb) is
+'Closes a load: enforces --max-quarantine (raising rolls everything back), marks the run
+committed.';

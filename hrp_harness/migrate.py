@@ -1,0 +1,680 @@
+"""`invoke load`: the loss-free SQLite -> PostgreSQL migration (issue 3). Orchestration only.
+
+Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in functions/migration_*.sql):
+  1. source schema check   the SQLite file's tables/columns against data/sqlite/schema.sql
+  2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (which make
+                           pgloader 3.6 silently drop the rest of a table); such rows are kept out of
+                           pgloader in a working copy and staged as escaped JSON for the quarantine
+  3. staging               pgloader, one process per table (the spec's batch size each, two processes),
+                           into migration_stage.* (UNLOGGED, all text); exit status never trusted:
+                           staged count(*) must equal the source's count(*) per table
+  4. transform             ONE transaction: map, quarantine, duplicates, orphans, insert/merge,
+                           keys, checksums, sequences, accounting; commit or roll back as a whole
+  5. report                rich table per source table + JSON file
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+import shutil
+import sqlite3
+import subprocess
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
+from . import HarnessError
+from .paths import REPO
+
+SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
+PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
+
+#: Source tables in dependency order (parents first) with the spec's batch sizes ("Migration Batch
+#: Sizes" table); the pgloader batch size of each table's load.
+TABLES = ("races", "horses", "users", "api_credentials", "predictions")
+BATCH_ROWS = {"races": 1000, "horses": 2000, "predictions": 5000, "users": 500, "api_credentials": 10}
+REJECTS = "hrp_preflight_rejects"
+#: Source files at least this big are scanned by the preflight while pgloader already loads them.
+SCAN_BESIDE_PGLOADER_BYTES = 8 * 2**20
+# pg_advisory_lock key private to the loader: one load at a time per database.
+LOAD_LOCK_KEY = int.from_bytes(hashlib.sha256(b"hrp_load").digest()[:8], "big", signed=True)
+
+
+def sqlite_ident(name: str) -> str:
+    """SQLite identifier quoting (the names come from the checked schema, quoted anyway)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+# -- 1. source schema check ------------------------------------------------------------------
+
+def expected_schema() -> dict[str, list[tuple[str, str]]]:
+    """table -> [(column, declared type)] of the spec's SQLite schema."""
+    con = sqlite3.connect(":memory:")
+    try:
+        con.executescript(SQLITE_SCHEMA.read_text())
+        return _schema_of(con)
+    finally:
+        con.close()
+
+
+def _schema_of(con: sqlite3.Connection) -> dict[str, list[tuple[str, str]]]:
+    tables = [name for (name,) in con.execute(
+        "select name from sqlite_master where type = 'table' and name not like 'sqlite\\_%' escape '\\' "
+        "order by name")]
+    return {t: [(row[1], row[2].upper()) for row in con.execute(f"pragma table_info({sqlite_ident(t)})")]
+            for t in tables}
+
+
+def check_source_schema(con: sqlite3.Connection, source: Path) -> None:
+    """Refuse a source whose tables or columns differ from the spec's: nothing is dropped silently."""
+    want = expected_schema()
+    have = _schema_of(con)
+    problems = []
+    for table in sorted(set(have) - set(want)):
+        problems.append(f"table {table!r} is not in the spec's schema; the mapping does not know it")
+    for table in sorted(set(want) - set(have)):
+        problems.append(f"table {table!r} is missing")
+    for table in sorted(set(want) & set(have)):
+        want_cols = {name.lower(): kind for name, kind in want[table]}
+        have_cols = {name.lower(): kind for name, kind in have[table]}
+        for col in have_cols.keys() - want_cols.keys():
+            problems.append(f"column {table}.{col} is not known to the mapping "
+                            f"(declared {have_cols[col] or 'without type'})")
+        for col in want_cols.keys() - have_cols.keys():
+            problems.append(f"expected column {table}.{col} ({want_cols[col]}) is missing")
+        for col in want_cols.keys() & have_cols.keys():
+            if want_cols[col] != have_cols[col]:
+                problems.append(f"column {table}.{col} is declared {have_cols[col]!r}, "
+                                f"the spec's schema says {want_cols[col]!r}")
+    if problems:
+        raise HarnessError(
+            f"source schema check failed for {source} (compared with {SQLITE_SCHEMA.relative_to(REPO)}):\n  "
+            + "\n  ".join(problems) + "\nnothing was loaded")
+
+
+# -- 2. preflight ----------------------------------------------------------------------------
+
+def _utf8_ok(value) -> int:
+    """SQLite UDF for the drill-down only: SQLite has no UTF-8 validator of its own."""
+    if value is None:
+        return 1
+    try:
+        bytes(value).decode("utf-8")
+        return 1
+    except UnicodeDecodeError:
+        return 0
+
+
+@dataclass
+class Preflight:
+    source_counts: dict[str, int]
+    rejects: dict[str, int]  # table -> rows kept out of pgloader
+    load_path: Path  # the file pgloader reads: the source itself, or a working copy
+    workdir: Path | None = None
+    seconds: float = 0.0
+
+    @property
+    def total_rejects(self) -> int:
+        return sum(self.rejects.values())
+
+
+def _escaped(col: str) -> str:
+    """SQL: a column value as JSON for source_row; bytes JSON cannot hold become {$hex, $type}."""
+    c = "s." + sqlite_ident(col)
+    return (f"case when typeof({c}) = 'blob' or (typeof({c}) = 'text' and (instr(cast({c} as blob), x'00') > 0 "
+            f"or not hrp_utf8_ok(cast({c} as blob)))) then json_object('$hex', hex({c}), '$type', typeof({c})) "
+            f"when typeof({c}) = 'real' then printf('%!.17g', {c}) else cast({c} as text) end")
+
+
+def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
+    """Counts, schema check, and (scan) the rows pgloader cannot carry (SQL queries, no row loops).
+    scan=False stops after the fast checks: the loader scans while pgloader already runs."""
+    started = time.monotonic()
+    if not source.is_file():
+        raise HarnessError(f"--sqlite {source}: no such file")
+    try:
+        con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+        con.execute("select count(*) from sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise HarnessError(f"--sqlite {source}: not a readable SQLite database ({exc})") from None
+    try:
+        encoding = con.execute("pragma encoding").fetchone()[0]
+        if encoding != "UTF-8":
+            raise HarnessError(f"{source}: database encoding is {encoding}; the loader reads UTF-8 files only "
+                               f"(convert with: sqlite3 {source} .dump | sqlite3 -cmd 'pragma encoding=\"UTF-8\"' new.db)")
+        check_source_schema(con, source)
+        con.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
+        schema = expected_schema()
+        counts = {t: con.execute(f"select count(*) from {sqlite_ident(t)}").fetchone()[0] for t in TABLES}
+        if not scan:
+            return Preflight(counts, {t: 0 for t in TABLES}, source, None, time.monotonic() - started)
+        bad: list[tuple[str, str]] = []  # (table, SQL selecting id, reason)
+        for table in TABLES:
+            cols = [name for name, _ in schema[table] if name != "id"]
+            t = sqlite_ident(table)
+            # one pass per table: how many BLOBs, and every text value joined by newlines (a
+            # separator that cannot complete a broken UTF-8 sequence) for one NUL search and one
+            # UTF-8 decode; the per-column drill-down queries run only when something is found
+            blobs = " + ".join(f"(typeof({sqlite_ident(c)}) = 'blob')" for c in cols)
+            # (numbers cast to blob are ASCII digits: harmless here; BLOBs may raise a false alarm,
+            # which the typeof-filtered drill-down then does not confirm)
+            joined = " || x'0a' || ".join(f"ifnull(cast({sqlite_ident(c)} as blob), x'')" for c in cols)
+            n_blobs, text_blob = con.execute(
+                f"select sum({blobs}), cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
+            text_blob = bytes(text_blob or b"")
+            has_nul = b"\x00" in text_blob
+            try:
+                text_blob.decode("utf-8")
+                utf8_bad = False
+            except UnicodeDecodeError:
+                utf8_bad = True
+            for col in cols:
+                c = sqlite_ident(col)
+                if n_blobs:
+                    bad.append((table, f"select id, '{col}: BLOB value (no BLOB columns in the target)' "
+                                       f"from {t} where typeof({c}) = 'blob'"))
+                if has_nul:
+                    bad.append((table, f"select id, '{col}: NUL byte in text' from {t} "
+                                       f"where typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0"))
+                if utf8_bad:
+                    bad.append((table, f"select id, '{col}: invalid UTF-8' from {t} where typeof({c}) = 'text' "
+                                       f"and instr(cast({c} as blob), x'00') = 0 and not hrp_utf8_ok(cast({c} as blob))"))
+        if not bad:
+            return Preflight(counts, {t: 0 for t in TABLES}, source, None, time.monotonic() - started)
+        # a working copy without the unloadable rows, plus the table of them (escaped) for pgloader
+        workdir = Path(tempfile.mkdtemp(prefix="hrp-load-", dir=workroot))
+        work = workdir / "source-without-rejects.sqlite"
+        dest = sqlite3.connect(work)
+        con.backup(dest)
+        dest.close()
+    finally:
+        con.close()
+    wcon = sqlite3.connect(work, isolation_level=None)
+    try:
+        wcon.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
+        wcon.execute("begin")
+        wcon.execute("create temp table hrp_bad (tbl text, id integer, reason text)")
+        for table, select in bad:
+            wcon.execute(f"insert into hrp_bad select '{table}', * from ({select})")
+        wcon.execute(f"create table {REJECTS} (source_table text, source_id integer, reason text, source_row text)")
+        rejects = {}
+        for table in TABLES:
+            t = sqlite_ident(table)
+            cols = [name for name, _ in schema[table]]
+            obj = ", ".join(f"'{col}', {_escaped(col)}" for col in cols)
+            wcon.execute(
+                f"insert into {REJECTS} select '{table}', b.id, b.reason, json_object({obj}) "
+                f"from (select id, group_concat(reason, '; ') as reason from hrp_bad where tbl = '{table}' "
+                f"group by id) as b join {t} as s on s.id = b.id")
+            wcon.execute(f"delete from {t} where id in (select id from hrp_bad where tbl = '{table}')")
+            rejects[table] = wcon.execute(
+                f"select count(*) from {REJECTS} where source_table = '{table}'").fetchone()[0]
+        wcon.execute("commit")
+    finally:
+        wcon.close()
+    return Preflight(counts, rejects, work, workdir, time.monotonic() - started)
+
+
+# -- 3. staging with pgloader ----------------------------------------------------------------
+
+def pgloader_target(dsn: str) -> tuple[str, dict[str, str]]:
+    """pgloader's target URL and environment (password through PGPASSWORD: pgloader does not
+    decode URL escapes, so names must be plain)."""
+    params = conninfo_to_dict(dsn)
+    host = params.get("host") or "localhost"
+    port = params.get("port") or "5432"
+    user = params.get("user") or os.environ.get("PGUSER") or "postgres"
+    dbname = params.get("dbname")
+    if not dbname:
+        raise HarnessError("the target DSN must name a database")
+    for what, value in (("user", user), ("database", dbname), ("host", host)):
+        if not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
+            raise HarnessError(f"pgloader cannot take {what} {value!r} in its URL (URL escapes are not "
+                               "decoded); use a plain name")
+    query = ""
+    if host.startswith("/"):
+        host = f"unix:{host}"
+    else:
+        # pgloader knows disable/allow/prefer/require; with require it verifies the server's
+        # certificate chain against OpenSSL's CA file, which SSL_CERT_FILE points at sslrootcert
+        mode = params.get("sslmode", "prefer")
+        query = "?sslmode=" + ("require" if mode in ("require", "verify-ca", "verify-full") else
+                               mode if mode in ("disable", "allow", "prefer") else "prefer")
+    env = dict(os.environ)
+    env.pop("PGPASSWORD", None)
+    if params.get("password"):
+        env["PGPASSWORD"] = params["password"]
+    if params.get("sslrootcert") and not host.startswith("unix:"):
+        env["SSL_CERT_FILE"] = params["sslrootcert"]
+    return f"postgresql://{user}@{host}:{port}/{dbname}{query}", env
+
+
+def render_pgloader(source: Path, target_url: str, table: str, batch_rows: int) -> str:
+    text = PGLOADER_TEMPLATE.read_text()
+    values = {"SOURCE": str(source), "TARGET": target_url, "TABLE": table, "BATCH_ROWS": str(batch_rows)}
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        raise HarnessError(f"{PGLOADER_TEMPLATE}: unknown template variable left: {text[text.index('{{'):][:30]}")
+    return text
+
+
+@dataclass
+class Staging:
+    seconds: float
+    per_table: dict[str, dict] = field(default_factory=dict)
+    logdir: Path | None = None
+
+
+class Restage(Exception):
+    """The preflight scan, run beside pgloader, found rows pgloader cannot carry: stage again from
+    the working copy without them."""
+
+    def __init__(self, pre: Preflight):
+        super().__init__("restage")
+        self.pre = pre
+
+
+def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None) -> Staging:
+    """pgloader into migration_stage (truncated first): predictions, and the small tables, side by side.
+    `after_small(conn)` runs (mapping the small tables) while predictions still loads; then
+    `confirm()` (the preflight scan's verdict) and the reconciliation of every table."""
+    started = time.monotonic()
+    if shutil.which("pgloader") is None:
+        raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
+    tables = list(TABLES) + ([REJECTS] if pre.total_rejects else [])
+    url, env = pgloader_target(dsn)
+    logdir.mkdir(parents=True, exist_ok=True)
+    # two pgloader processes side by side: predictions, and the small tables one command file each
+    # (pgloader runs several command files in one process: each table keeps its own batch size
+    # and the ~0.3 s start is paid once)
+    lanes = [[t for t in tables if t != "predictions"], ["predictions"]]
+    result = Staging(0.0, {}, logdir)
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        for table in [*TABLES, REJECTS]:
+            conn.execute(psycopg.sql.SQL("truncate migration_stage.{}").format(psycopg.sql.Identifier(table)))
+        procs = []
+        for lane in lanes:
+            loads = []
+            for table in lane:
+                load = logdir / f"{table}.load"
+                load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
+                loads.append(str(load))
+            name = lane[0] if len(lane) == 1 else "small-tables"
+            # --summary is rewritten by each command file: it ends up naming the lane's last table
+            argv = ["pgloader", "--summary", str(logdir / f"{name}.summary.csv"),
+                    "--logfile", str(logdir / f"{name}.pgloader.log"), *loads]
+            with (logdir / f"{name}.out").open("w") as out:
+                # its exit status means nothing (0 even on errors): the counts decide
+                procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              preexec_fn=_die_with_parent))
+        try:
+            for lane, proc in zip(lanes, procs):
+                proc.wait(timeout=3600)
+                if after_small is not None and lane is lanes[0]:  # every small table is staged
+                    # mapping needs no verdict yet: nothing reaches the target before the
+                    # reconciliation below, and a restage maps again
+                    after_small(conn)
+            if confirm is not None:
+                confirm()  # the preflight scan's verdict, before any count is trusted
+            _reconcile(conn, pre, tables, logdir, result)
+        except BaseException:
+            for proc in procs:
+                proc.kill()
+                proc.wait()
+            raise
+    result.seconds = time.monotonic() - started
+    return result
+
+
+def _die_with_parent() -> None:
+    """In the pgloader child before exec: SIGKILL it when the loader dies (prctl PDEATHSIG), so a
+    killed load never leaves a pgloader writing into the staging tables of the next one."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
+def _reconcile(conn, pre: Preflight, tables: list[str], logdir: Path, result: Staging) -> None:
+    """Staged rows vs the source's count(*) (less the preflight's rejects), per table."""
+    mismatches = []
+    for table in tables:
+        staged = conn.execute(psycopg.sql.SQL("select count(*) from migration_stage.{}").format(
+            psycopg.sql.Identifier(table))).fetchone()[0]
+        want = pre.total_rejects if table == REJECTS else pre.source_counts[table] - pre.rejects[table]
+        name = table if table == "predictions" else "small-tables"
+        summary = _summary(logdir / f"{name}.summary.csv", table)
+        result.per_table[table] = {"staged": staged, "expected": want, **summary}
+        if staged != want:
+            mismatches.append(
+                f"{table}: staged {staged} rows, source has {want}"
+                f" (pgloader summary: read {summary.get('read')}, imported {summary.get('imported')}, "
+                f"errors {summary.get('errors')}; log {logdir / (name + '.pgloader.log')}, "
+                f"{logdir / (name + '.out')})")
+    if mismatches:
+        raise HarnessError("staging does not reconcile with the source (pgloader's exit status is not "
+                           "trusted; the target is unchanged):\n  " + "\n  ".join(mismatches))
+
+
+def _summary(path: Path, table: str) -> dict:
+    """The table's line of a pgloader --summary CSV: name;read;imported;errors;bytes;time."""
+    try:
+        with path.open() as fh:
+            for row in csv.reader(fh, delimiter=";"):
+                if row and row[0] == table:
+                    return {"read": int(row[1]), "imported": int(row[2]), "errors": int(row[3]),
+                            "pgloader_time": row[5] if len(row) > 5 else None}
+    except (FileNotFoundError, ValueError, IndexError):
+        pass
+    return {}
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- 4. transform, in one transaction --------------------------------------------------------
+
+def _call(conn, function: str, *args):
+    """select migration.<function>(args) — function names are constants of this module."""
+    query = psycopg.sql.SQL("select migration.{}({})").format(
+        psycopg.sql.Identifier(function),
+        psycopg.sql.SQL(", ").join(psycopg.sql.Placeholder() * len(args)))
+    from decimal import Decimal
+
+    from psycopg.types.numeric import Int8
+
+    args = tuple(Int8(a) if isinstance(a, int) and not isinstance(a, bool)
+                 else Decimal(str(a)) if isinstance(a, float) else a for a in args)
+    return conn.execute(query, args).fetchone()[0]
+
+
+def _target_state(conn) -> tuple[bool, bool]:
+    """(every spec table empty, a committed load exists)."""
+    missing = [t for t in TABLES if conn.execute("select to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
+    if missing or conn.execute("select to_regclass('migration.runs')").fetchone()[0] is None:
+        raise HarnessError("the target database lacks the schema (missing: "
+                           f"{', '.join(missing) or 'migration.runs'}); run `invoke deploy` first")
+    empty = all(conn.execute(psycopg.sql.SQL("select not exists (select from public.{})").format(
+        psycopg.sql.Identifier(t))).fetchone()[0] for t in TABLES)
+    loaded = conn.execute("select exists (select from migration.runs where status = 'committed')").fetchone()[0]
+    return empty, loaded
+
+
+def _map_conn(dsn: str, timezone: str):
+    """A connection for the mapping phase: the source time zone declared, no parallel workers
+    (the loader runs its own connections side by side on this 2-core budget)."""
+    conn = psycopg.connect(dsn, autocommit=True)
+    conn.execute("select set_config('hrp.source_timezone', %s, false)", (timezone,))
+    conn.execute("set jit = off")
+    conn.execute("set max_parallel_workers_per_gather = 0")
+    return conn
+
+
+def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
+    """Work tables of the parent and small tables (runs while pgloader still loads predictions)."""
+    with _map_conn(dsn, timezone) as conn:
+        for table in TABLES:
+            if table == "predictions":
+                continue
+            progress(f"map {table}")
+            began = time.monotonic()
+            _call(conn, "map_table", table)
+            _call(conn, "mark_duplicates", table)
+            timers[table] += time.monotonic() - began
+
+
+def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
+    """The predictions work table, mapped in `parts` parts on as many connections at once, then
+    orphans (against the parents' work tables) and duplicates."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    progress(f"map predictions ({parts} connections)")
+    began = time.monotonic()
+    with _map_conn(dsn, timezone) as conn:
+        _call(conn, "map_begin", "predictions")
+
+    def part(number):
+        with _map_conn(dsn, timezone) as conn:
+            return _call(conn, "map_rows", "predictions", number, parts)
+
+    with ThreadPoolExecutor(parts) as pool:
+        list(pool.map(part, range(parts)))
+    with _map_conn(dsn, timezone) as conn:
+        _call(conn, "map_end", "predictions")
+        progress("orphans and duplicates of predictions")
+        _call(conn, "mark_orphans")
+        _call(conn, "mark_duplicates", "predictions")
+    timers["predictions"] += time.monotonic() - began
+
+
+def transform(conn, run_args: dict, progress, timer: dict) -> dict:
+    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction."""
+    results: dict[str, dict] = {}
+    run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
+                run_args["timezone"], run_args["max_quarantine"])
+    conn.execute("set local jit = off")
+    # a killed loader's backend notices within a second and rolls the load back
+    conn.execute("set local client_connection_check_interval = '1s'")
+    conn.execute("set local work_mem = '256MB'")
+
+    steps: dict[str, float] = {}
+
+    def step(label, function, *args, table=None):
+        progress(label)
+        began = time.monotonic()
+        out = _call(conn, function, *args)
+        steps[label] = round(time.monotonic() - began, 3)
+        if table:
+            timer[table] += time.monotonic() - began
+        return out
+
+    for table in TABLES:
+        step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
+    fast = run_args["fast_path"]
+    if fast:
+        # the two big tables only: the small ones' indexes cost less to maintain than to rebuild
+        step("drop keys and indexes of horses, predictions (bulk load)", "drop_keys", ["horses", "predictions"])
+        for table in TABLES:
+            step(f"insert {table}", "apply_table", table, "insert", table=table)
+        step("rebuild keys, indexes, foreign keys", "restore_keys")
+    else:
+        for table in reversed(TABLES):
+            step(f"delete gone rows of {table}", "apply_table", table, "delete", table=table)
+        for table in TABLES:
+            step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
+    for table in TABLES:
+        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), table=table)
+    return {"run_id": run, "tables": results, "steps": steps}
+
+
+def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | None = None,
+         source_timezone: str = "UTC", report_path: str | Path | None = None, echo=print,
+         quiet: bool = False) -> dict:
+    """The whole load; returns the report (also written as JSON). Raises HarnessError on failure."""
+    from rich.console import Console
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    # a terminal gets its own width; logs and pipes a wide table instead of rich's 80 columns
+    console = Console(stderr=True, quiet=quiet, width=None if os.isatty(2) else 160)
+    source = Path(sqlite_path).resolve()
+    started = time.monotonic()
+    workroot = Path(tempfile.gettempdir())
+    report: dict = {"source": str(source), "mode": "incremental" if incremental else "full",
+                    "source_timezone": source_timezone, "max_quarantine": max_quarantine}
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
+    pre = None
+    scan = None
+    with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                        console=console, transient=True) as bar:
+        task = bar.add_task("preflight", total=None)
+
+        def progress(label):
+            bar.update(task, description=label)
+
+        # one load at a time per database (session lock, released when the connection closes)
+        if not conn.execute("select pg_try_advisory_lock(%s)", (LOAD_LOCK_KEY,)).fetchone()[0]:
+            raise HarnessError("another load is running against this database")
+        try:
+            conn.execute("select now() at time zone %s", (source_timezone,))
+        except psycopg.Error:
+            raise HarnessError(f"--source-timezone {source_timezone!r} is not a time zone PostgreSQL "
+                               "knows (see pg_timezone_names)") from None
+        empty, loaded = _target_state(conn)
+        if incremental and not loaded:
+            raise HarnessError("--incremental needs a target loaded before by `invoke load` (no committed run "
+                               "in migration.runs); run a full load first")
+        if not incremental and not empty and not loaded:
+            raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
+                               "a SQLite source into them (use an empty database)")
+        try:
+            progress("source schema check")
+            # small files: the full preflight first (milliseconds, and no second pgloader pass when
+            # it finds rows); big files: the content scan runs beside pgloader
+            quick = preflight(source, workroot, scan=source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES)
+            # the content scan (BLOBs, NULs, UTF-8) runs beside pgloader on the original file; if it
+            # finds rows pgloader cannot carry, staging starts again from a working copy without them
+            from concurrent.futures import ThreadPoolExecutor
+
+            scanner = ThreadPoolExecutor(1)
+
+            def background_scan():
+                if quick.load_path != source or source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES:
+                    return quick  # already scanned
+                # below pgloader's priority: the scan takes the CPU pgloader leaves idle
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+                return preflight(source, workroot)
+
+            scan = scanner.submit(background_scan)
+
+            def confirm():
+                found = scan.result()
+                if found.total_rejects:
+                    raise Restage(found)
+
+            pre = quick
+            report["sha256"] = file_sha256(source)
+            progress("pgloader into migration_stage")
+            logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
+            timers = {t: 0.0 for t in TABLES}
+            t0 = time.monotonic()
+            try:
+                try:
+                    staged = stage(dsn, quick, logdir, confirm=confirm if quick.load_path == source else None,
+                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
+                    pre = scan.result()
+                except Restage as again:
+                    pre = again.pre
+                    progress("pgloader into migration_stage (without the preflight's rejects)")
+                    staged = stage(dsn, pre, logdir / "restage",
+                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
+                finally:
+                    scanner.shutdown(wait=True)
+                report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
+                                     "logs": str(logdir)}
+                report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
+                                       "restaged": pre is not quick and pre.total_rejects > 0}
+                map_predictions(dsn, source_timezone, timers, progress)
+            except psycopg.Error as exc:
+                raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
+                                   f"{str(exc).strip()}") from None
+            report["mapping_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+            run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
+                        "timezone": source_timezone, "max_quarantine": max_quarantine,
+                        "fast_path": empty and not incremental}
+            report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
+            conn.autocommit = False
+            try:
+                out = transform(conn, run_args, progress, timers)
+                report["run_id"] = out["run_id"]
+                report["tables"] = out["tables"]
+                report["transaction_steps"] = out["steps"]
+                report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+                report["transaction_seconds"] = round(report["transform_seconds"] - report["mapping_seconds"], 3)
+                report["seconds"] = round(time.monotonic() - started, 3)
+                report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
+                report["status"] = "committed"
+                progress("commit")
+                _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
+                conn.commit()
+                conn.autocommit = True
+                _call(conn, "clear_stage")  # the copies of the source rows go
+                shutil.rmtree(logdir, ignore_errors=True)  # kept only when a load fails
+                report["staging"].pop("logs", None)
+            except psycopg.Error as exc:
+                conn.rollback()
+                diag = exc.diag
+                where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
+                raise HarnessError(f"load rolled back, the target is unchanged: "
+                                   f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+            finally:
+                conn.autocommit = True
+        except HarnessError as exc:
+            _record_failure(conn, report, str(exc))
+            raise
+        finally:
+            if pre is not None and pre.workdir is not None:
+                shutil.rmtree(pre.workdir, ignore_errors=True)
+            if scan is not None and scan.done() and scan.exception() is None and scan.result().workdir:
+                shutil.rmtree(scan.result().workdir, ignore_errors=True)
+    report["seconds"] = round(time.monotonic() - started, 3)
+    dbname = conninfo_to_dict(dsn).get("dbname", "db")
+    path = (Path(report_path) if report_path
+            else REPO / "reports" / f"migration-{dbname}-run-{report['run_id']}.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
+    report["report_file"] = str(path)
+    if not quiet:
+        print_report(report, console)
+    return report
+
+
+def _record_failure(conn, report: dict, message: str) -> None:
+    """A failed load leaves a 'failed' run row (outside the rolled-back transaction), if it can."""
+    try:
+        conn.autocommit = True
+        conn.execute(
+            "insert into migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine,"
+            " finished_at, status, report) values (%s, %s, %s, %s, %s, clock_timestamp(), 'failed', %s)",
+            (report["mode"], report["source"], report.get("sha256"), report["source_timezone"],
+             report.get("max_quarantine"), psycopg.types.json.Jsonb({**report, "error": message})))
+    except psycopg.Error:
+        pass
+
+
+def print_report(report: dict, console) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"migration run {report['run_id']} ({report['mode']}, {report['path']}) — "
+                        f"{report['seconds']} s", title_justify="left")
+    for col in ("table", "source", "migrated", "quarantined", "quarantined by reason", "normalised by rule",
+                "ins/upd/del", "checksum", "s"):
+        table.add_column(col, overflow="fold")
+    for name, row in report["tables"].items():
+        reasons = "\n".join(f"{n} {r}" for r, n in sorted(row["quarantined_by_reason"].items())) or "-"
+        norms = "\n".join(f"{n} {r}" for r, n in sorted(row["normalised_by_rule"].items())) or "-"
+        table.add_row(name, str(row["source_rows"]), str(row["migrated_rows"]),
+                      f"[bold red]{row['quarantined_rows']}[/]" if row["quarantined_rows"] else "0",
+                      reasons, norms, f"{row['inserted_rows']}/{row['updated_rows']}/{row['deleted_rows']}",
+                      "match" if row["checksum_match"] else "[bold red]MISMATCH[/]", str(row["seconds"]))
+    console.print(table)
+    if report["quarantined_total"]:
+        console.print(f"[bold red]{report['quarantined_total']} source rows are in migration.quarantine[/] "
+                      f"(select source_table, source_id, reason, source_row from migration.quarantine)")
+    console.print(f"report: {report['report_file']}")

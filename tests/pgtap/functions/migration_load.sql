@@ -1,0 +1,101 @@
+-- pgTAP tests for functions/migration_load.sql: one small load done by the SQL steps alone —
+-- mapping, orphans, duplicates, quarantine sync (idempotent), insert and merge with the update
+-- trigger kept off the source timestamps.
+begin;
+create extension if not exists pgtap;
+select plan(14);
+
+insert into migration_stage.races values
+(
+    '1', 'Gold Cup', '2024-06-20', null, 'flat', '4000', 'turf', null, '2024-01-01 00:00:00',
+    '2024-01-02 00:00:00'
+),
+('2', 'No Date', null, null, null, null, null, null, null, null);
+insert into migration_stage.horses values
+('1', 'Frankel', '5', '500', null, null, null, null, '2024-01-03 00:00:00'),
+('2', 'FRANKEL', '5', '500', null, null, null, null, null);
+insert into migration_stage.predictions values
+('1', '1', '1', '0.5', '0.5', 'v1', null),
+('2', '2', '1', '0.5', '0.5', 'v1', null),
+('3', '1', '2', '0.5', '0.5', 'v1', null),
+('4', '1', '1', '0.5', '0.5', 'V1', null);
+insert into migration_stage.hrp_preflight_rejects values
+(
+    'users',
+    '9',
+    'username: NUL byte in text',
+    '{"id": "9", "username": {"$hex": "6100", "$type": "text"}}'
+);
+
+select migration.begin_run('full', 'pgtap.sqlite', null, 'UTC', null) as run \gset
+select is(migration.map_table('races'), 2::bigint, 'map_table maps every staged row');
+select migration.map_table('horses');
+select is(migration.mark_duplicates('horses'), 1::bigint, 'a case-variant duplicate is marked');
+select is(migration.map_table('users'), 1::bigint, 'map_table adds the preflight rejects');
+select migration.map_table('api_credentials');
+select migration.map_table('predictions');
+select is(migration.mark_orphans(), 2::bigint, 'children of quarantined parents are marked');
+select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
+select results_eq(
+    $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
+    $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),
+             (3::bigint, 'horse_id: parent horses id 2 is quarantined'),
+             (4::bigint, 'duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version))'
+                         || ' (lowest id kept)')$$,
+    'orphans name their parent, duplicates name the row kept'
+);
+select
+    is(
+        migration.sync_quarantine(:run, 'users'), 1::bigint, 'sync_quarantine: the preflight reject'
+    );
+select is(
+    (
+        select source_row -> 'username' from migration.quarantine
+        where source_table = 'users'
+    ),
+    '{"$hex": "6100", "$type": "text"}'::jsonb,
+    'the unloadable value is kept in escaped form'
+);
+select migration.sync_quarantine(:run, 'users');
+select is(
+    (
+        select count(*)::int from migration.quarantine
+        where source_table = 'users'
+    ), 1,
+    'sync_quarantine is idempotent'
+);
+select migration.apply_table(t, 'insert') from unnest(array['races', 'horses', 'predictions']) as t;
+select results_eq(
+    $$select id from public.predictions order by id$$, $$values (1::bigint)$$,
+    'only the migrating prediction is inserted'
+);
+-- merge: a changed source row updates the target, the trigger does not touch updated_at
+update migration_stage.m_horses set weight = 555.5
+where id = 1;
+select is(migration.apply_table('horses', 'upsert'), 1::bigint, 'upsert updates the changed row');
+select results_eq(
+    $$select weight, updated_at from public.horses where id = 1$$,
+    $$values (555.5::numeric(5, 1), '2024-01-03 00:00:00+00'::timestamptz)$$,
+    'the source updated_at is kept through an update'
+);
+delete from migration_stage.m_predictions
+where id = 1;
+select
+    is(
+        migration.apply_table('predictions', 'delete'),
+        1::bigint,
+        'delete removes a row gone from the source'
+    );
+select is(
+    (
+        select count(*)::int
+        from pg_trigger
+        where
+            tgrelid = 'public.horses'::regclass
+            and not tgisinternal and tgenabled = 'O'
+    ),
+    1, 'the update trigger is enabled again after the load step'
+);
+
+select * from finish();
+rollback;

@@ -1,0 +1,66 @@
+-- pgTAP tests for functions/migration_validate.sql: the order-independent checksum, the accounting
+-- assertion and the checksum comparison of finish_table, sequences, and --max-quarantine.
+begin;
+create extension if not exists pgtap;
+select plan(8);
+
+create temp table a (id bigint, v text);
+create temp table b (id bigint, v text);
+insert into a values (1, 'x'), (2, 'y'), (3, null);
+insert into b values (3, null), (1, 'x'), (2, 'y');
+select is(
+    migration.content_checksum('pg_temp.a', array['id', 'v'], 'true'),
+    migration.content_checksum('pg_temp.b', array['id', 'v'], 'true'),
+    'the checksum does not depend on row order'
+);
+update b set v = 'z'
+where id = 2;
+select isnt(
+    migration.content_checksum('pg_temp.a', array['id', 'v'], 'true'),
+    migration.content_checksum('pg_temp.b', array['id', 'v'], 'true'),
+    'the checksum sees a changed value'
+);
+select alike(
+    migration.content_checksum('pg_temp.a', array['id', 'v'], 'true'), '3:%',
+    'the checksum starts with the row count'
+);
+
+insert into migration_stage.races values
+('5', 'Gold Cup', '2024-06-20', null, 'flat', '4000', 'turf', null, null, null);
+select migration.begin_run('full', 'pgtap.sqlite', null, 'UTC', 0) as run \gset
+select migration.map_table('races');
+select migration.apply_table('races', 'insert');
+select is(
+    (migration.finish_table(:run, 'races', 0) ->> 'checksum_match')::boolean, true,
+    'finish_table: source and target checksums match'
+);
+select is(nextval('races_id_seq'), 6::bigint, 'finish_table sets the sequence past the highest id');
+update migration_stage.m_races set race_name = 'Tampered'
+where id = 5;
+delete from migration.run_tables;
+select throws_like(
+    format('select migration.finish_table(%s, %L, 0)', :run, 'races'),
+    'checksum mismatch for races%',
+    'finish_table raises on a checksum mismatch'
+);
+insert into migration_stage.m_races (source_id, id, reason, norms)
+values ('6', 6, 'pgtap reason', '{}');
+insert into public.races (id, race_name, race_date) values (6, 'Both', '2024-01-01');
+select throws_like(
+    format('select migration.finish_table(%s, %L, 0)', :run, 'races'),
+    'accounting failed for races%',
+    'finish_table raises when a quarantined row is in the target'
+);
+delete from public.races
+where id = 6;
+update migration_stage.m_races set race_name = 'Gold Cup'
+where id = 5;
+select migration.finish_table(:run, 'races', 0);
+select throws_like(
+    format('select migration.finish_run(%s, %L)', :run, '{}'),
+    'quarantine limit exceeded: 1 rows quarantined, --max-quarantine is 0%',
+    'finish_run enforces --max-quarantine'
+);
+
+select * from finish();
+rollback;

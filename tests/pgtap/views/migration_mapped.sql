@@ -1,0 +1,91 @@
+-- pgTAP tests for views/migration_mapped.sql: staged text rows through the per-column rules, the
+-- typed values of valid rows, the reasons of invalid ones, and the counted normalisations.
+begin;
+create extension if not exists pgtap;
+select plan(10);
+
+select set_config('hrp.source_timezone', 'UTC', true);
+insert into migration_stage.races values
+(
+    '1', 'Gold Cup', '2024-06-20', 'Ascot', 'Flat', '4023.3600000000001', ' Turf', 'sunny',
+    '1700000000', '2024-01-01T10:00:00+02:00'
+),
+('2', 'No Date', null, null, 'chariot', '-5', null, '{bad', 'garbage', null);
+insert into migration_stage.predictions values
+('1', '1', '1', '0.17974299999999999', '0.12345', 'v1', '2024-06-10 08:00:00'),
+('2', null, 'x', null, '1.5', repeat('v', 21), '');
+insert into migration_stage.api_credentials values
+('1', 'racing_api', 'k', null, null, 'yes', null);
+
+select results_eq(
+    $$select id, race_type::text, distance, surface::text, weather_conditions, created_at,
+             updated_at
+      from migration.races_mapped where reason is null$$,
+    $$values (1::bigint, 'flat', 4023.36::numeric(6, 2), 'turf', '"sunny"'::jsonb,
+              '2023-11-14 22:13:20+00'::timestamptz, '2024-01-01 08:00:00+00'::timestamptz)$$,
+    'races: a valid row gets its typed values'
+);
+select is(
+    (
+        select norms from migration.races_mapped
+        where id = 1
+    ),
+    array[
+        'enum_label_case_folded', 'enum_label_case_folded', 'weather_text_as_json_string',
+        'timestamp_from_epoch', 'timestamp_offset_to_utc'
+    ],
+    'races: normalisations of the valid row (float noise is not a rounding)'
+);
+select is(
+    (
+        select reason from migration.races_mapped
+        where id = 2
+    ),
+    'race_date: NULL in a NOT NULL column; race_type: unknown label; distance: not > 0 (check); '
+    || 'weather_conditions: malformed JSON; created_at: unparseable timestamp',
+    'races: every failed rule of an invalid row, by column'
+);
+select results_eq(
+    $$select prediction_value, confidence, created_at, updated_at from migration.predictions_mapped
+      where id = 1$$,
+    $$values (0.179743::numeric(10, 6), 0.1235::numeric(5, 4),
+              '2024-06-10 08:00:00+00'::timestamptz,
+              '2024-06-10 08:00:00+00'::timestamptz)$$,
+    'predictions: REAL -> DECIMAL at the target scale, updated_at := created_at'
+);
+select is(
+    (
+        select norms from migration.predictions_mapped
+        where id = 1
+    ),
+    array['real_rounded_to_scale'],
+    'predictions: 0.12345 -> 0.1235 is a counted rounding, 0.17974299999999999 is not'
+);
+select is(
+    (
+        select reason from migration.predictions_mapped
+        where id = 2
+    ),
+    'race_id: NULL in a NOT NULL column; horse_id: not an integer; '
+    || 'prediction_value: NULL in a NOT NULL column; confidence: not between 0 and 1 (check); '
+    || 'algorithm_version: longer than 20 characters; '
+    || 'created_at: unparseable timestamp',
+    'predictions: reasons of an invalid row'
+);
+select results_eq(
+    $$select is_active, norms from migration.api_credentials_mapped$$,
+    $$values (true, array['boolean_from_text'])$$,
+    'api_credentials: boolean words are a counted normalisation'
+);
+select is(
+    (select count(*)::int from migration.horses_mapped), 0, 'horses: no staged rows, no mapped rows'
+);
+select has_view('migration', 'users_mapped', 'view migration.users_mapped exists');
+select isnt(
+    obj_description('migration.races_mapped'::regclass, 'pg_class'),
+    null,
+    'races_mapped has a comment'
+);
+
+select * from finish();
+rollback;
