@@ -80,6 +80,7 @@ language plpgsql
 as $$
 declare
     v_rows bigint;
+    v_want bigint;
 begin
     execute format(
         'insert into migration_stage.%I (source_id, id, reason, norms, reject_row)
@@ -89,11 +90,23 @@ begin
     );
     execute format('analyze migration_stage.%I', 'm_' || p_table);
     execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
+    -- every staged row and every preflight reject is in the work table (the parts of a table
+    -- mapped in parts must cover it)
+    execute format(
+        'select (select count(*) from migration_stage.%I)
+              + (select count(*) from migration_stage.hrp_preflight_rejects where source_table = %L)',
+        p_table, p_table
+    ) into v_want;
+    if v_rows <> v_want then
+        raise exception 'mapping lost rows of %: % staged or rejected, % in the work table',
+            p_table, v_want, v_rows;
+    end if;
     return v_rows;
 end
 $$;
 comment on function migration.map_end(text) is
-'Adds the preflight rejects of a table to its work table, analyzes it; returns its row count.';
+'Adds the preflight rejects of a table to its work table, analyzes it, checks that it holds every
+staged and rejected row; returns its row count.';
 
 create or replace function migration.map_table(p_table text)
 returns bigint
@@ -130,9 +143,15 @@ comment on function migration.clear_stage() is
 'Empties every staging and work table (they hold copies of the source rows).';
 
 -- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
-create or replace function migration.mark_orphans()
+-- p_part of p_parts: only the predictions whose race_id mod p_parts is p_part (the part a mapping
+-- connection mapped, see predictions_mapped), so the parts run side by side.
+drop function if exists migration.mark_orphans();
+-- The parts run before the work table is analyzed: without statistics the planner takes the
+-- work tables for tiny and picks nested loops (quadratic here); hash joins suit any size.
+create or replace function migration.mark_orphans(p_part bigint default 0, p_parts bigint default 1)
 returns bigint
 language plpgsql
+set enable_nestloop = off
 as $$
 declare
     v_rows bigint;
@@ -156,7 +175,7 @@ begin
         left join migration_stage.m_races as r on r.id = p.race_id
         left join migration_stage.m_horses as h on h.id = p.horse_id
         where
-            p.reason is null
+            p.reason is null and mod(abs(p.race_id), p_parts) = p_part
             and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
     ) as x
     where m.id = x.id and m.reason is null;
@@ -164,23 +183,36 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_orphans() is
+comment on function migration.mark_orphans(bigint, bigint) is
 'Quarantines predictions whose race or horse does not exist or does not migrate, naming the
-parent.';
+parent (those of part p_part of p_parts by race_id).';
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it.
-create or replace function migration.mark_duplicates(p_table text)
+-- p_part of p_parts (predictions only): the groups whose race_id mod p_parts is p_part; the key
+-- starts with race_id, so every group lies in one part and the parts run side by side.
+drop function if exists migration.mark_duplicates(text);
+create or replace function migration.mark_duplicates(
+    p_table text, p_part bigint default 0, p_parts bigint default 1
+)
 returns bigint
 language plpgsql
+set enable_nestloop = off  -- as mark_orphans: runs before the work table has statistics
 as $$
 declare
+    v_part text := 'true';
     v_key text;
     v_label text;
     v_rows bigint := 0;
     v_step bigint;
     v_found boolean;
 begin
+    if p_parts > 1 then
+        if p_table <> 'predictions' then
+            raise exception 'mark_duplicates: only predictions is marked in parts, not %', p_table;
+        end if;
+        v_part := format('mod(abs(race_id), %s) = %s', p_parts, p_part);
+    end if;
     for v_key, v_label in
         select k.expr, k.label from (values
             ('horses', 'lower(horse_name)', 'lower(horse_name)'),
@@ -195,9 +227,9 @@ begin
         -- v_key comes from the constant list above, never from input. One aggregate pass finds
         -- whether the key has duplicates at all; the update (a second pass) runs only then.
         execute format(
-            'select exists (select from migration_stage.%1$I where reason is null
+            'select exists (select from migration_stage.%1$I where reason is null and %3$s
                             group by %2$s having count(*) > 1)',
-            'm_' || p_table, v_key
+            'm_' || p_table, v_key, v_part
         ) into v_found;
         continue when not v_found;
         execute format(
@@ -205,15 +237,15 @@ begin
              from (
                  select id, min(id) over (partition by %3$s) as keep
                  from migration_stage.%1$I
-                 where reason is null and (%3$s) in (
-                     select %3$s from migration_stage.%1$I where reason is null
+                 where reason is null and %4$s and (%3$s) in (
+                     select %3$s from migration_stage.%1$I where reason is null and %4$s
                      group by %3$s having count(*) > 1
                  )
              ) as d
              where m.id = d.id and d.id <> d.keep',
             'm_' || p_table,
             'duplicate of ' || p_table || ' id %s on ' || v_label || ' (lowest id kept)',
-            v_key
+            v_key, v_part
         );
         get diagnostics v_step = row_count;
         v_rows := v_rows + v_step;
@@ -221,7 +253,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_duplicates(text) is
+comment on function migration.mark_duplicates(text, bigint, bigint) is
 'Quarantines all but the lowest-id row of each group of rows sharing a target unique key
 (horse_name, username, email, service_name case-insensitively; predictions on race, horse and
 lower(algorithm_version)).';
@@ -235,15 +267,24 @@ as $$
 declare
     v_rows bigint;
 begin
+    -- the quarantined rows first (usually few), then their staged originals: joining the staged
+    -- table in one statement made the planner hash all of it (500k predictions) for no row
     execute format(
         'create temp table m_q on commit drop as
-         select m.id as source_id, m.reason,
-                coalesce(m.reject_row, to_jsonb(s) ) as source_row
-         from migration_stage.%1$I as m
-         left join migration_stage.%2$I as s on s.id = m.source_id and m.reject_row is null
+         select m.id as source_id, m.reason, m.source_id as stage_id, m.reject_row as source_row
+         from migration_stage.%I as m
          where m.reason is not null',
-        'm_' || p_table, p_table
+        'm_' || p_table
     );
+    if exists (select from pg_temp.m_q as n where n.source_row is null) then
+        analyze pg_temp.m_q;  -- its true size: a hash join once there are more than a few rows
+        execute format(
+            'update pg_temp.m_q as n set source_row = to_jsonb(s)
+             from migration_stage.%I as s
+             where s.id = n.stage_id and n.source_row is null',
+            p_table
+        );
+    end if;
     delete from migration.quarantine as q
     where
         q.source_table = p_table

@@ -438,26 +438,26 @@ def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
 
 
 def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
-    """The predictions work table, mapped in `parts` parts on as many connections at once, then
-    orphans (against the parents' work tables) and duplicates."""
+    """The predictions work table, mapped in `parts` parts (by race_id) on as many connections at
+    once; each part then marks its own orphans (against the parents' work tables) and duplicates
+    (a duplicate group shares its race_id, so it lies in one part)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    progress(f"map predictions ({parts} connections)")
+    progress(f"map predictions, orphans and duplicates ({parts} connections)")
     began = time.monotonic()
     with _map_conn(dsn, timezone) as conn:
         _call(conn, "map_begin", "predictions")
 
     def part(number):
         with _map_conn(dsn, timezone) as conn:
-            return _call(conn, "map_rows", "predictions", number, parts)
+            _call(conn, "map_rows", "predictions", number, parts)
+            _call(conn, "mark_orphans", number, parts)
+            _call(conn, "mark_duplicates", "predictions", number, parts)
 
     with ThreadPoolExecutor(parts) as pool:
         list(pool.map(part, range(parts)))
     with _map_conn(dsn, timezone) as conn:
         _call(conn, "map_end", "predictions")
-        progress("orphans and duplicates of predictions")
-        _call(conn, "mark_orphans")
-        _call(conn, "mark_duplicates", "predictions")
     timers["predictions"] += time.monotonic() - began
 
 

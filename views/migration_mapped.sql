@@ -295,9 +295,15 @@ from (
             migration.parse_num(s.confidence) as confidence_n,
             migration.ts_kind(s.created_at) as created_kind
         from migration_stage.predictions as s
-        -- the part of the rows this call maps (the loader maps predictions on two connections)
+        -- the part of the rows this call maps (the loader maps predictions on two connections),
+        -- split by race so that each part holds whole duplicate groups (the unique key starts
+        -- with race_id) and can mark its orphans and duplicates on its own; rows without an
+        -- integer race_id go to part 0; abs(): negative ids are valid SQLite rowids
         where
-            mod(s.id::bigint, coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
+            mod(
+                abs(coalesce(migration.parse_int(s.race_id), 0)),
+                coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1)
+            )
             = coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0)
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09

@@ -3,7 +3,7 @@
 -- trigger kept off the source timestamps.
 begin;
 create extension if not exists pgtap;
-select plan(14);
+select plan(18);
 
 insert into migration_stage.races values
 (
@@ -33,9 +33,27 @@ select migration.map_table('horses');
 select is(migration.mark_duplicates('horses'), 1::bigint, 'a case-variant duplicate is marked');
 select is(migration.map_table('users'), 1::bigint, 'map_table adds the preflight rejects');
 select migration.map_table('api_credentials');
+-- mapped in parts by race_id: a part missing is a loss map_end refuses
+select migration.map_begin('predictions');
+select migration.map_rows('predictions', 0, 2);
+select throws_ok(
+    $$select migration.map_end('predictions')$$, 'P0001',
+    'mapping lost rows of predictions: 4 staged or rejected, 1 in the work table',
+    'map_end refuses a work table missing staged rows'
+);
 select migration.map_table('predictions');
-select is(migration.mark_orphans(), 2::bigint, 'children of quarantined parents are marked');
+select is(migration.mark_orphans(1, 2), 1::bigint, 'mark_orphans part 1 of 2: the odd races only');
+select is(migration.mark_orphans(), 1::bigint, 'children of quarantined parents are marked');
+select is(
+    migration.mark_duplicates('predictions', 0, 2), 0::bigint,
+    'mark_duplicates part 0 of 2: no duplicate group among the even races'
+);
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
+select throws_ok(
+    $$select migration.mark_duplicates('horses', 0, 2)$$, 'P0001',
+    'mark_duplicates: only predictions is marked in parts, not horses',
+    'only predictions is marked in parts'
+);
 select results_eq(
     $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
     $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),
