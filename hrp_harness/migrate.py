@@ -461,8 +461,19 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     timers["predictions"] += time.monotonic() - began
 
 
-def transform(conn, run_args: dict, progress, timer: dict) -> dict:
-    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction."""
+def source_sides(dsn: str) -> dict:
+    """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
+    the work tables, on a connection of its own: runs while the load's transaction writes the target
+    (it reads the work tables only, which that transaction does not write)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("set jit = off")
+        conn.execute("set max_parallel_workers_per_gather = 0")
+        return {table: _call(conn, "source_side", table) for table in TABLES}
+
+
+def transform(conn, run_args: dict, progress, timer: dict, sources=None) -> dict:
+    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction.
+    `sources`: a future of source_sides(), else finish_table computes the source side itself."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
@@ -497,7 +508,14 @@ def transform(conn, run_args: dict, progress, timer: dict) -> dict:
         for table in TABLES:
             step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
     for table in TABLES:
-        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), table=table)
+        if sources is None:
+            side = None
+        else:
+            began = time.monotonic()
+            side = psycopg.types.json.Jsonb(sources.result()[table])
+            steps[f"wait for source side of {table}"] = round(time.monotonic() - began, 3)
+        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), side,
+                              table=table)
     return {"run_id": run, "tables": results, "steps": steps}
 
 
@@ -600,8 +618,12 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                         "fast_path": empty and not incremental}
             report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
             conn.autocommit = False
+            from concurrent.futures import ThreadPoolExecutor
+
+            side_pool = ThreadPoolExecutor(1)
             try:
-                out = transform(conn, run_args, progress, timers)
+                sources = side_pool.submit(source_sides, dsn)
+                out = transform(conn, run_args, progress, timers, sources)
                 report["run_id"] = out["run_id"]
                 report["tables"] = out["tables"]
                 report["transaction_steps"] = out["steps"]
@@ -624,6 +646,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                 raise HarnessError(f"load rolled back, the target is unchanged: "
                                    f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
             finally:
+                side_pool.shutdown(wait=True)
                 conn.autocommit = True
         except HarnessError as exc:
             _record_failure(conn, report, str(exc))

@@ -216,9 +216,9 @@ select
     p.id_n as id,
     p.race_id_n as race_id,
     p.horse_id_n as horse_id,
-    case when abs(round(p.value_n, 6)) < 10000 then round(p.value_n, 6) end::numeric(10, 6)
+    case when abs(p.value_r) < 10000 then p.value_r end::numeric(10, 6)
         as prediction_value,
-    case when round(p.confidence_n, 4) between 0 and 1 then round(p.confidence_n, 4) end::numeric(
+    case when p.confidence_r between 0 and 1 then p.confidence_r end::numeric(
         5, 4
     )
         as confidence,
@@ -241,7 +241,7 @@ select
             when p.prediction_value is null then 'prediction_value: NULL in a NOT NULL column'
             when p.value_n is null then 'prediction_value: not a finite number'
             when
-                abs(round(p.value_n, 6)) >= 10000
+                abs(p.value_r) >= 10000
                 then 'prediction_value: out of range of decimal(10,6)'
         end,
         case
@@ -249,7 +249,7 @@ select
                 p.confidence is not null and p.confidence_n is null
                 then 'confidence: not a finite number'
             when
-                round(p.confidence_n, 4) not between 0 and 1
+                p.confidence_r not between 0 and 1
                 then 'confidence: not between 0 and 1 (check)'
         end,
         case
@@ -267,12 +267,12 @@ select
         case
             when
                 (
-                    p.value_n <> round(p.value_n, 6)
-                    and p.value_n::float8::numeric <> round(p.value_n, 6)
+                    p.value_n <> p.value_r
+                    and p.value_n::float8::numeric <> p.value_r
                 )
                 or (
-                    p.confidence_n <> round(p.confidence_n, 4)
-                    and p.confidence_n::float8::numeric <> round(p.confidence_n, 4)
+                    p.confidence_n <> p.confidence_r
+                    and p.confidence_n::float8::numeric <> p.confidence_r
                 )
                 then 'real_rounded_to_scale'
         end,
@@ -284,7 +284,9 @@ from (
     select
         q.*,
         migration.parse_ts(q.created_at, q.created_kind, current_setting('hrp.source_timezone'))
-            as created_ts
+            as created_ts,
+        round(q.value_n, 6) as value_r,
+        round(q.confidence_n, 4) as confidence_r
     from (
         select
             s.*,
@@ -308,6 +310,8 @@ from (
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09
     ) as q
+    -- created_ts feeds two columns, the rounded values several rules: computed once per row
+    offset 0  -- noqa: AM09
 ) as p;
 comment on view migration.predictions_mapped is
 'Staged SQLite predictions -> typed predictions columns (updated_at := created_at: the source has no
