@@ -74,7 +74,10 @@ $$;
 comment on function migration.map_rows(text, bigint, bigint) is
 'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions).';
 
-create or replace function migration.map_end(p_table text)
+-- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
+-- it whole; the merge path's joins want them)
+drop function if exists migration.map_end(text);
+create or replace function migration.map_end(p_table text, p_analyze boolean default true)
 returns bigint
 language plpgsql
 as $$
@@ -88,7 +91,9 @@ begin
          from migration_stage.hrp_preflight_rejects where source_table = %L',
         'm_' || p_table, p_table
     );
-    execute format('analyze migration_stage.%I', 'm_' || p_table);
+    if p_analyze then
+        execute format('analyze migration_stage.%I', 'm_' || p_table);
+    end if;
     execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
     -- every staged row and every preflight reject is in the work table (the parts of a table
     -- mapped in parts must cover it)
@@ -104,9 +109,9 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.map_end(text) is
-'Adds the preflight rejects of a table to its work table, analyzes it, checks that it holds every
-staged and rejected row; returns its row count.';
+comment on function migration.map_end(text, boolean) is
+'Adds the preflight rejects of a table to its work table, analyzes it (unless p_analyze is false),
+checks that it holds every staged and rejected row; returns its row count.';
 
 create or replace function migration.map_table(p_table text)
 returns bigint

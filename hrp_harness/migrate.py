@@ -437,7 +437,7 @@ def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
             timers[table] += time.monotonic() - began
 
 
-def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
+def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2, analyze: bool = True) -> None:
     """The predictions work table, mapped in `parts` parts (by race_id) on as many connections at
     once; each part then marks its own orphans (against the parents' work tables) and duplicates
     (a duplicate group shares its race_id, so it lies in one part)."""
@@ -457,7 +457,7 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     with ThreadPoolExecutor(parts) as pool:
         list(pool.map(part, range(parts)))
     with _map_conn(dsn, timezone) as conn:
-        _call(conn, "map_end", "predictions")
+        _call(conn, "map_end", "predictions", analyze)
     timers["predictions"] += time.monotonic() - began
 
 
@@ -539,6 +539,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
     pre = None
     scan = None
+    digest = None
     with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                         console=console, transient=True) as bar:
         task = bar.add_task("preflight", total=None)
@@ -570,7 +571,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             # finds rows pgloader cannot carry, staging starts again from a working copy without them
             from concurrent.futures import ThreadPoolExecutor
 
-            scanner = ThreadPoolExecutor(1)
+            scanner = ThreadPoolExecutor(2)
 
             def background_scan():
                 if quick.load_path != source or source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES:
@@ -587,7 +588,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                     raise Restage(found)
 
             pre = quick
-            report["sha256"] = file_sha256(source)
+            # the source's digest is computed beside pgloader too (hashlib releases the GIL)
+            digest = scanner.submit(file_sha256, source)
             progress("pgloader into migration_stage")
             logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
             timers = {t: 0.0 for t in TABLES}
@@ -608,11 +610,13 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                                      "logs": str(logdir)}
                 report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
                                        "restaged": pre is not quick and pre.total_rejects > 0}
-                map_predictions(dsn, source_timezone, timers, progress)
+                # statistics of the work table only serve the merge path's joins
+                map_predictions(dsn, source_timezone, timers, progress, analyze=incremental or not empty)
             except psycopg.Error as exc:
                 raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
                                    f"{str(exc).strip()}") from None
             report["mapping_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+            report["sha256"] = digest.result()
             run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
                         "timezone": source_timezone, "max_quarantine": max_quarantine,
                         "fast_path": empty and not incremental}
@@ -649,6 +653,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                 side_pool.shutdown(wait=True)
                 conn.autocommit = True
         except HarnessError as exc:
+            if digest is not None and digest.done() and digest.exception() is None:
+                report.setdefault("sha256", digest.result())
             _record_failure(conn, report, str(exc))
             raise
         finally:

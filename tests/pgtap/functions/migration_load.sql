@@ -3,7 +3,7 @@
 -- trigger kept off the source timestamps.
 begin;
 create extension if not exists pgtap;
-select plan(18);
+select plan(20);
 
 insert into migration_stage.races values
 (
@@ -40,6 +40,13 @@ select throws_ok(
     $$select migration.map_end('predictions')$$, 'P0001',
     'mapping lost rows of predictions: 4 staged or rejected, 1 in the work table',
     'map_end refuses a work table missing staged rows'
+);
+select migration.map_begin('predictions');
+select migration.map_rows('predictions', 0, 1);
+select is(migration.map_end('predictions', false), 4::bigint, 'map_end without analyze: every row');
+select is(
+    (select reltuples from pg_class where oid = 'migration_stage.m_predictions'::regclass), -1::real,
+    'map_end(..., false) leaves the work table without statistics'
 );
 select migration.map_table('predictions');
 select is(migration.mark_orphans(1, 2), 1::bigint, 'mark_orphans part 1 of 2: the odd races only');
