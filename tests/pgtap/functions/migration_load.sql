@@ -45,7 +45,10 @@ select migration.map_begin('predictions');
 select migration.map_rows('predictions', 0, 1);
 select is(migration.map_end('predictions', false), 4::bigint, 'map_end without analyze: every row');
 select is(
-    (select reltuples from pg_class where oid = 'migration_stage.m_predictions'::regclass), -1::real,
+    (
+        select reltuples from pg_class
+        where oid = 'migration_stage.m_predictions'::regclass
+    ), -1::real,
     'map_end(..., false) leaves the work table without statistics'
 );
 select migration.map_table('predictions');
