@@ -165,9 +165,10 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
             # separator that cannot complete a broken UTF-8 sequence) for one NUL search and one
             # UTF-8 decode; the per-column drill-down queries run only when something is found
             blobs = " + ".join(f"(typeof({sqlite_ident(c)}) = 'blob')" for c in cols)
-            # (numbers cast to blob are ASCII digits: harmless here; BLOBs may raise a false alarm,
-            # which the typeof-filtered drill-down then does not confirm)
-            joined = " || x'0a' || ".join(f"ifnull(cast({sqlite_ident(c)} as blob), x'')" for c in cols)
+            # only values of storage class text: numbers are ASCII digits (formatting REALs as text
+            # was a tenth of the scan), BLOBs are counted above; the drill-downs look at text only
+            joined = " || x'0a' || ".join(
+                f"iif(typeof({sqlite_ident(c)}) = 'text', cast({sqlite_ident(c)} as blob), x'')" for c in cols)
             n_blobs, text_blob = con.execute(
                 f"select sum({blobs}), cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
             text_blob = bytes(text_blob or b"")
