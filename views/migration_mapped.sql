@@ -124,12 +124,12 @@ from (
         migration.ts_kind(s.updated_at) as updated_kind,
         current_setting('hrp.source_timezone') as tz
     from migration_stage.races as s
-    -- the enums' labels, read once per query (enum_range per row costs ~2 us a call)
+    -- the enums' labels, read once per query (enum_range per row costs ~2 us a call): ARRAY(...)
+    -- of an uncorrelated subquery is an init plan, evaluated once
     cross join (
         select
-            enum_range(null::race_type_enum)::text[] as race_types,
-            enum_range(null::surface_enum)::text[] as surfaces
-        offset 0  -- noqa: AM09
+            array(select unnest(enum_range(null::race_type_enum))::text) as race_types,
+            array(select unnest(enum_range(null::surface_enum))::text) as surfaces
     ) as e
     -- one evaluation of each parser per row (no flattening)
     offset 0  -- noqa: AM09
