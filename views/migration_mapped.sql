@@ -306,12 +306,13 @@ from (
         -- split by race so that each part holds whole duplicate groups (the unique key starts
         -- with race_id) and can mark its orphans and duplicates on its own; rows without an
         -- integer race_id go to part 0; abs(): negative ids are valid SQLite rowids
+        -- (the settings read once per query, as init plans, not once per row)
         where
             mod(
                 abs(coalesce(migration.parse_int(s.race_id), 0)),
-                coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1)
+                (select coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
             )
-            = coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0)
+            = (select coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0))
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09
     ) as q
