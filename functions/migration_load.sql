@@ -1,6 +1,6 @@
 -- The steps of one SQLite -> PostgreSQL load (issue 3), called in order by the loader
 -- (hrp_harness/migrate.py) inside ONE transaction, so a load commits completely or not at all:
---   begin_run -> map_table (parents first) -> mark_orphans -> mark_duplicates -> record_table
+--   begin_run -> map_table (parents first; orphans marked while mapping) -> mark_duplicates
 --   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
 --   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
 -- Work tables are UNLOGGED scratch tables migration_stage.m_<table>; the staged text rows come from
@@ -55,24 +55,61 @@ comment on function migration.map_begin(text) is
 create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
 returns bigint
 language plpgsql
+-- hash joins with the parents' work tables (predictions), whatever the planner guesses
+set enable_nestloop = off
 as $$
 declare
     v_rows bigint;
+    v_cols text;
+    -- a prediction that passes its own rules but whose race or horse does not exist or does not
+    -- migrate is quarantined, naming the parent (the parents' work tables are complete: the
+    -- loader maps them first)
+    v_orphan constant text := $r$case when v.reason is not null then v.reason else nullif(concat_ws(
+        '; ',
+        case
+            when r.id is null then format('race_id: races id %s does not exist', v.race_id)
+            when r.reason is not null then format('race_id: parent races id %s is quarantined', v.race_id)
+        end,
+        case
+            when h.id is null then format('horse_id: horses id %s does not exist', v.horse_id)
+            when h.reason is not null then format('horse_id: parent horses id %s is quarantined', v.horse_id)
+        end), '') end$r$;
 begin
     -- the mapping views of big tables read the part from these settings (see predictions_mapped)
     perform set_config('hrp.map_part', p_part::text, true);
     perform set_config('hrp.map_parts', p_parts::text, true);
-    execute format(
-        'insert into migration_stage.%I select *, null::jsonb from migration.%I',
-        'm_' || p_table, p_table || '_mapped'
-    );
+    if p_table = 'predictions' then
+        -- orphans are decided in the same pass over the rows (no second pass updating them)
+        select string_agg(
+            case a.attname when 'reason' then v_orphan else format('v.%I', a.attname) end, ', '
+            order by a.attnum
+        )
+        into v_cols
+        from pg_attribute as a
+        where
+            a.attrelid = 'migration.predictions_mapped'::regclass and a.attnum > 0
+            and not a.attisdropped;
+        execute format(
+            'insert into migration_stage.m_predictions select %s, null::jsonb
+             from migration.predictions_mapped as v
+             left join migration_stage.m_races as r on r.id = v.race_id
+             left join migration_stage.m_horses as h on h.id = v.horse_id',
+            v_cols
+        );
+    else
+        execute format(
+            'insert into migration_stage.%I select *, null::jsonb from migration.%I',
+            'm_' || p_table, p_table || '_mapped'
+        );
+    end if;
     get diagnostics v_rows = row_count;
     perform set_config('hrp.map_parts', '1', true);
     return v_rows;
 end
 $$;
 comment on function migration.map_rows(text, bigint, bigint) is
-'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions).';
+'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions); the
+orphans of predictions are quarantined in the same pass, naming the parent.';
 
 -- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
 -- it whole; the merge path's joins want them)
@@ -147,50 +184,9 @@ $$;
 comment on function migration.clear_stage() is
 'Empties every staging and work table (they hold copies of the source rows).';
 
--- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
--- p_part of p_parts: only the predictions whose race_id mod p_parts is p_part (the part a mapping
--- connection mapped, see predictions_mapped), so the parts run side by side.
+-- Orphans (children of rows that do not migrate) are decided by map_rows, in the mapping pass.
 drop function if exists migration.mark_orphans();
--- The parts run before the work table is analyzed: without statistics the planner takes the
--- work tables for tiny and picks nested loops (quadratic here); hash joins suit any size.
-create or replace function migration.mark_orphans(p_part bigint default 0, p_parts bigint default 1)
-returns bigint
-language plpgsql
-set enable_nestloop = off
-as $$
-declare
-    v_rows bigint;
-begin
-    update migration_stage.m_predictions as m
-    set reason = x.reason
-    from (
-        select
-            p.id,
-            concat_ws('; ',
-                case
-                    when r.id is null then format('race_id: races id %s does not exist', p.race_id)
-                    when r.reason is not null then format('race_id: parent races id %s is quarantined', p.race_id)
-                end,
-                case
-                    when h.id is null then format('horse_id: horses id %s does not exist', p.horse_id)
-                    when h.reason is not null then format('horse_id: parent horses id %s is quarantined', p.horse_id)
-                end
-            ) as reason
-        from migration_stage.m_predictions as p
-        left join migration_stage.m_races as r on r.id = p.race_id
-        left join migration_stage.m_horses as h on h.id = p.horse_id
-        where
-            p.reason is null and mod(abs(p.race_id), p_parts) = p_part
-            and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
-    ) as x
-    where m.id = x.id and m.reason is null;
-    get diagnostics v_rows = row_count;
-    return v_rows;
-end
-$$;
-comment on function migration.mark_orphans(bigint, bigint) is
-'Quarantines predictions whose race or horse does not exist or does not migrate, naming the
-parent (those of part p_part of p_parts by race_id).';
+drop function if exists migration.mark_orphans(bigint, bigint);
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it.
@@ -202,7 +198,9 @@ create or replace function migration.mark_duplicates(
 )
 returns bigint
 language plpgsql
-set enable_nestloop = off  -- as mark_orphans: runs before the work table has statistics
+-- the parts run before the work table has statistics: without them the planner takes it for tiny
+-- and picks nested loops (quadratic here); hash joins suit any size
+set enable_nestloop = off
 as $$
 declare
     v_part text := 'true';

@@ -440,8 +440,8 @@ def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
 
 def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2, analyze: bool = True) -> None:
     """The predictions work table, mapped in `parts` parts (by race_id) on as many connections at
-    once; each part then marks its own orphans (against the parents' work tables) and duplicates
-    (a duplicate group shares its race_id, so it lies in one part)."""
+    once, orphans (against the parents' work tables) marked in the same pass; each part then marks
+    its own duplicates (a duplicate group shares its race_id, so it lies in one part)."""
     from concurrent.futures import ThreadPoolExecutor
 
     progress(f"map predictions, orphans and duplicates ({parts} connections)")
@@ -452,7 +452,6 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     def part(number):
         with _map_conn(dsn, timezone) as conn:
             _call(conn, "map_rows", "predictions", number, parts)
-            _call(conn, "mark_orphans", number, parts)
             _call(conn, "mark_duplicates", "predictions", number, parts)
 
     with ThreadPoolExecutor(parts) as pool:

@@ -51,9 +51,18 @@ select is(
     ), -1::real,
     'map_end(..., false) leaves the work table without statistics'
 );
+select migration.map_begin('predictions');
+select is(
+    migration.map_rows('predictions', 1, 2), 3::bigint, 'map_rows part 1 of 2: the odd races'
+);
+select is(
+    (
+        select count(*)::int from migration_stage.m_predictions
+        where reason like '%parent%'
+    ), 1,
+    'map_rows marks the orphans of its part as it maps them'
+);
 select migration.map_table('predictions');
-select is(migration.mark_orphans(1, 2), 1::bigint, 'mark_orphans part 1 of 2: the odd races only');
-select is(migration.mark_orphans(), 1::bigint, 'children of quarantined parents are marked');
 select is(
     migration.mark_duplicates('predictions', 0, 2), 0::bigint,
     'mark_duplicates part 0 of 2: no duplicate group among the even races'
