@@ -5,14 +5,22 @@ from __future__ import annotations
 
 import sys
 
+import psycopg
 from invoke import Collection, task
 
 from hrp_harness import HarnessError
 
 
-def _fail(exc: HarnessError) -> None:
-    print(f"error: {exc}", file=sys.stderr)
-    sys.exit(1)
+def _report_errors(kind, exc, traceback) -> None:
+    """A harness or database error ends a task with one clear line (what and where), exit 1;
+    anything else is a bug and keeps its traceback."""
+    if issubclass(kind, (HarnessError, psycopg.Error)):
+        print(f"error: {str(exc).strip()}", file=sys.stderr)
+    else:
+        sys.__excepthook__(kind, exc, traceback)
+
+
+sys.excepthook = _report_errors
 
 
 @task(help={"dsn": "superuser URL naming the target database (created when missing); "
@@ -26,11 +34,8 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
     from hrp_harness.deploy import deploy as run_deploy
     from hrp_harness.passwords import secrets_file
 
-    try:
-        target = run_deploy(dsn)
-        _load_into(target, sqlite, source_timezone=source_timezone)
-    except HarnessError as exc:
-        _fail(exc)
+    target = run_deploy(dsn)
+    _load_into(target, sqlite, source_timezone=source_timezone)
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
@@ -48,10 +53,7 @@ def apply(c, dsn=None, dry_run=False):
     from hrp_harness.apply import apply as run_apply
     from hrp_harness.deploy import DATABASE, embedded_cluster
 
-    try:
-        run_apply(dsn or embedded_cluster().dsn(DATABASE), dry_run=dry_run)
-    except HarnessError as exc:
-        _fail(exc)
+    run_apply(dsn or embedded_cluster().dsn(DATABASE), dry_run=dry_run)
 
 
 @task(help={"dsn": "superuser URL of a deployed database; default: the embedded cluster"})
@@ -61,10 +63,7 @@ def verify(c, dsn=None):
     from hrp_harness.pgtap import PGTAP_DIR
     from hrp_harness.psql import libpq_env
 
-    try:
-        env = libpq_env(dsn or embedded_cluster().dsn(DATABASE))
-    except HarnessError as exc:
-        _fail(exc)
+    env = libpq_env(dsn or embedded_cluster().dsn(DATABASE))
     result = c.run(f"pg_prove --recurse --ext .sql {_quote(str(PGTAP_DIR))}", env=env, warn=True)
     sys.exit(result.exited)
 
@@ -102,10 +101,7 @@ def start(c):
     from hrp_harness.deploy import embedded_cluster
 
     cluster = embedded_cluster()
-    try:
-        cluster.start()
-    except HarnessError as exc:
-        _fail(exc)
+    cluster.start()
     print(f"started on 127.0.0.1:{cluster.port}")
 
 
@@ -124,10 +120,7 @@ def conf_install(c):
     """Install conf/ into the embedded cluster's conf.d, then reload or restart as needed."""
     from hrp_harness.deploy import start_embedded
 
-    try:
-        start_embedded()
-    except HarnessError as exc:
-        _fail(exc)
+    start_embedded()
 
 
 # -- issue 3: SQLite -> PostgreSQL migration -------------------------------------------------
@@ -155,12 +148,9 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
     from hrp_harness import migrate
     from hrp_harness.deploy import DATABASE, embedded_cluster
 
-    try:
-        migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
-                     max_quarantine=None if max_quarantine is None else int(max_quarantine),
-                     source_timezone=source_timezone, report_path=report)
-    except HarnessError as exc:
-        _fail(exc)
+    migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
+                 max_quarantine=None if max_quarantine is None else int(max_quarantine),
+                 source_timezone=source_timezone, report_path=report)
 
 
 @task(help={"out": "SQLite file to write", "size": "test (spec's test size) or production",
@@ -178,10 +168,7 @@ def bench_migration(c, size="production", seed=1):
     """Benchmark: full migration vs pgloader alone vs plain COPY, side by side; last line JSON."""
     from hrp_harness.bench_migration import run
 
-    try:
-        run(size=size, seed=int(seed))
-    except HarnessError as exc:
-        _fail(exc)
+    run(size=size, seed=int(seed))
 
 
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
@@ -190,10 +177,7 @@ def anonymize(c, to, from_=None):
     """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
     from hrp_harness.anonymize import anonymize as run_anonymize
 
-    try:
-        counts = run_anonymize(to, from_)
-    except HarnessError as exc:
-        _fail(exc)
+    counts = run_anonymize(to, from_)
     print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
 
 
@@ -223,10 +207,7 @@ def cluster_up(c, timings="production"):
     in STATE/ha on free loopback ports, and apply the schema to hrp_database."""
     from hrp_harness.ha import bring_up
 
-    try:
-        _json_out(bring_up(timings))
-    except HarnessError as exc:
-        _fail(exc)
+    _json_out(bring_up(timings))
 
 
 @task(name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
@@ -258,10 +239,7 @@ def cluster_drill(c, timings="drill"):
     is missed."""
     from hrp_harness.ha import run_drill
 
-    try:
-        result, lines = run_drill(timings)
-    except HarnessError as exc:
-        _fail(exc)
+    result, lines = run_drill(timings)
     print("\n".join(lines))
     sys.exit(0 if result["targets_met"] else 1)
 
@@ -271,10 +249,7 @@ def cluster_switchover(c, candidate=None):
     """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
     from hrp_harness.ha import HaCluster
 
-    try:
-        _json_out(HaCluster().switchover(candidate))
-    except HarnessError as exc:
-        _fail(exc)
+    _json_out(HaCluster().switchover(candidate))
 
 
 def _repository(ha: bool):
@@ -299,11 +274,8 @@ _HA_HELP = "the Patroni cluster's stanza instead of the embedded cluster's"
 def backup_run(c, type="full", ha=False):
     """Back up with pgBackRest into the encrypted repository (STATE/backup), then expire per the
     retention (full backups 30 days, WAL 7 full backups)."""
-    try:
-        _, repo, _ = _repository(ha)
-        entry = repo.backup(type)
-    except HarnessError as exc:
-        _fail(exc)
+    _, repo, _ = _repository(ha)
+    entry = repo.backup(type)
     print(f"{entry['type']} backup {entry['label']}: {entry['info']['size']} bytes, "
           f"{entry['info']['repository']['size']} in the repository")
 
@@ -311,21 +283,15 @@ def backup_run(c, type="full", ha=False):
 @task(name="info", help={"ha": _HA_HELP})
 def backup_info(c, ha=False):
     """The repository's backups and WAL archive range (pgbackrest info)."""
-    try:
-        _, repo, _ = _repository(ha)
-        print(repo.run("info").stdout)
-    except HarnessError as exc:
-        _fail(exc)
+    _, repo, _ = _repository(ha)
+    print(repo.run("info").stdout)
 
 
 @task(name="expire", help={"ha": _HA_HELP})
 def backup_expire(c, ha=False):
     """Apply the retention now (a backup also does)."""
-    try:
-        _, repo, _ = _repository(ha)
-        repo.expire()
-    except HarnessError as exc:
-        _fail(exc)
+    _, repo, _ = _repository(ha)
+    repo.expire()
 
 
 @task(name="verify", help={"ha": _HA_HELP, "database": "database(s) to compare; default hrp_database",
@@ -337,11 +303,8 @@ def backup_verify(c, ha=False, database=None, keep=False):
     from hrp_harness.backup import verify
     from hrp_harness.deploy import DATABASE
 
-    try:
-        _, repo, dsn = _repository(ha)
-        _json_out(verify(repo, dsn, database or [DATABASE], keep=keep))
-    except HarnessError as exc:
-        _fail(exc)
+    _, repo, dsn = _repository(ha)
+    _json_out(verify(repo, dsn, database or [DATABASE], keep=keep))
 
 
 @task(name="logical", help={"ha": "dump from the Patroni cluster's primary",
@@ -352,12 +315,9 @@ def backup_logical(c, ha=False, database=None, keep_days=30):
     from hrp_harness import logical
     from hrp_harness.deploy import DATABASE
 
-    try:
-        _, _, dsn = _repository(ha)
-        path = logical.dump(dsn, database or DATABASE)
-        deleted = logical.rotate(keep_days=int(keep_days))
-    except HarnessError as exc:
-        _fail(exc)
+    _, _, dsn = _repository(ha)
+    path = logical.dump(dsn, database or DATABASE)
+    deleted = logical.rotate(keep_days=int(keep_days))
     print(f"wrote {path}" + (f"; rotated out {len(deleted)} old dump(s)" if deleted else ""))
 
 
@@ -366,10 +326,7 @@ def backup_logical_restore(c, file, dsn):
     """Decrypt a logical backup and pg_restore it into an empty database."""
     from hrp_harness import logical
 
-    try:
-        logical.restore(file, dsn)
-    except HarnessError as exc:
-        _fail(exc)
+    logical.restore(file, dsn)
     print(f"restored {file}")
 
 
@@ -382,11 +339,8 @@ def restore(c, to, target_time=None, ha=False, start=False):
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
     from hrp_harness.backup import restore_copy
 
-    try:
-        _, repo, dsn = _repository(ha)
-        copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
-    except HarnessError as exc:
-        _fail(exc)
+    _, repo, dsn = _repository(ha)
+    copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     if copy is not None:
         print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
               f"stop: runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {copy.datadir}")

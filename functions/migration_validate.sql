@@ -122,8 +122,12 @@ begin
     end if;
     v_seq := pg_get_serial_sequence(format('public.%I', p_table), 'id');
     if v_seq is not null then
-        execute format('select setval(%L, coalesce(max(id), 1), max(id) is not null) from public.%I',
-            v_seq, p_table);
+        -- past the highest id, never backwards: sequences are not transactional, so a value
+        -- handed out before (even by a rolled-back transaction) is never handed out again
+        execute format(
+            'select setval(%L, greatest(coalesce(max(id), 0), (select case when is_called'
+            ' then last_value else last_value - 1 end from %s)) + 1, false) from public.%I',
+            v_seq, v_seq, p_table);
     end if;
     insert into migration.run_tables (
         run_id, table_name, source_rows, migrated_rows, quarantined_rows, inserted_rows, updated_rows,

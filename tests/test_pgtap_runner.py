@@ -59,3 +59,31 @@ def test_invoke_verify_fails_on_a_database_without_the_schema(empty_db):
     done = verify(empty_db)
     assert done.returncode != 0
     assert "Result: FAIL" in done.stdout
+
+
+def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db, tmp_path):
+    """The suite is safe on production: fixtures are rolled back, sequences only move forward."""
+    import psycopg
+    from psycopg import sql
+
+    from hrp_harness import migrate, sample
+
+    source = sample.generate(tmp_path / "app.sqlite",
+                             sample.Size(races=50, horses=200, predictions=1_000, users=10, credentials=3))
+    migrate.load(source, schema_db, quiet=True, report_path=tmp_path / "report.json")
+    tables = ("races", "horses", "predictions", "users", "api_credentials")
+
+    def state():
+        with psycopg.connect(schema_db) as conn:
+            query = sql.SQL("select count(*), max(id), sum(hashtext(t::text)) from public.{} as t")
+            return {t: conn.execute(query.format(sql.Identifier(t))).fetchone() for t in tables}
+
+    before = state()
+    done = verify(schema_db)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert state() == before
+    with psycopg.connect(schema_db) as conn:
+        for table in tables:
+            next_id = conn.execute("select nextval(pg_get_serial_sequence(%s, 'id'))",
+                                   (f"public.{table}",)).fetchone()[0]
+            assert next_id > before[table][1], f"{table}: the sequence went back to {next_id}"

@@ -5,6 +5,16 @@ begin;
 create extension if not exists pgtap;
 select plan(20);
 
+-- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test
+-- first empties them inside its own transaction, which the final rollback undoes. TRUNCATE locks
+-- the tables until then (well under a second); lock_timeout makes a busy database fail the test
+-- fast instead of queueing the application behind it.
+set local lock_timeout = '3s';
+truncate public.races, public.horses, public.predictions, public.users, public.api_credentials,
+migration.quarantine, migration.run_tables, migration.runs, migration_stage.races,
+migration_stage.horses, migration_stage.predictions, migration_stage.users,
+migration_stage.api_credentials, migration_stage.hrp_preflight_rejects;
+
 insert into migration_stage.races values
 (
     '1', 'Gold Cup', '2024-06-20', null, 'flat', '4000', 'turf', null, '2024-01-01 00:00:00',
