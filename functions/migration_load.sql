@@ -1,6 +1,6 @@
 -- The steps of one SQLite -> PostgreSQL load (issue 3), called in order by the loader
 -- (hrp_harness/migrate.py) inside ONE transaction, so a load commits completely or not at all:
---   begin_run -> map_table (parents first) -> mark_orphans -> mark_duplicates -> record_table
+--   begin_run -> map_table (parents first; orphans marked while mapping) -> mark_duplicates
 --   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
 --   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
 -- Work tables are UNLOGGED scratch tables migration_stage.m_<table>; the staged text rows come from
@@ -55,31 +55,72 @@ comment on function migration.map_begin(text) is
 create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
 returns bigint
 language plpgsql
+-- hash joins with the parents' work tables (predictions), whatever the planner guesses
+set enable_nestloop = off
 as $$
 declare
     v_rows bigint;
+    v_cols text;
+    -- a prediction that passes its own rules but whose race or horse does not exist or does not
+    -- migrate is quarantined, naming the parent (the parents' work tables are complete: the
+    -- loader maps them first)
+    v_orphan constant text := $r$case when v.reason is not null then v.reason else nullif(concat_ws(
+        '; ',
+        case
+            when r.id is null then format('race_id: races id %s does not exist', v.race_id)
+            when r.reason is not null then format('race_id: parent races id %s is quarantined', v.race_id)
+        end,
+        case
+            when h.id is null then format('horse_id: horses id %s does not exist', v.horse_id)
+            when h.reason is not null then format('horse_id: parent horses id %s is quarantined', v.horse_id)
+        end), '') end$r$;
 begin
     -- the mapping views of big tables read the part from these settings (see predictions_mapped)
     perform set_config('hrp.map_part', p_part::text, true);
     perform set_config('hrp.map_parts', p_parts::text, true);
-    execute format(
-        'insert into migration_stage.%I select *, null::jsonb from migration.%I',
-        'm_' || p_table, p_table || '_mapped'
-    );
+    if p_table = 'predictions' then
+        -- orphans are decided in the same pass over the rows (no second pass updating them)
+        select string_agg(
+            case a.attname when 'reason' then v_orphan else format('v.%I', a.attname) end, ', '
+            order by a.attnum
+        )
+        into v_cols
+        from pg_attribute as a
+        where
+            a.attrelid = 'migration.predictions_mapped'::regclass and a.attnum > 0
+            and not a.attisdropped;
+        execute format(
+            'insert into migration_stage.m_predictions select %s, null::jsonb
+             from migration.predictions_mapped as v
+             left join migration_stage.m_races as r on r.id = v.race_id
+             left join migration_stage.m_horses as h on h.id = v.horse_id',
+            v_cols
+        );
+    else
+        execute format(
+            'insert into migration_stage.%I select *, null::jsonb from migration.%I',
+            'm_' || p_table, p_table || '_mapped'
+        );
+    end if;
     get diagnostics v_rows = row_count;
     perform set_config('hrp.map_parts', '1', true);
     return v_rows;
 end
 $$;
 comment on function migration.map_rows(text, bigint, bigint) is
-'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions).';
+'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions); the
+orphans of predictions are quarantined in the same pass, naming the parent.';
 
-create or replace function migration.map_end(p_table text)
+-- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
+-- it whole; the merge path's joins want them)
+drop function if exists migration.map_end(text);
+create or replace function migration.map_end(p_table text, p_analyze boolean default true)
 returns bigint
 language plpgsql
 as $$
 declare
     v_rows bigint;
+    v_want bigint;
 begin
     execute format(
         'insert into migration_stage.%I (source_id, id, reason, norms, reject_row)
@@ -87,13 +128,27 @@ begin
          from migration_stage.hrp_preflight_rejects where source_table = %L',
         'm_' || p_table, p_table
     );
-    execute format('analyze migration_stage.%I', 'm_' || p_table);
+    if p_analyze then
+        execute format('analyze migration_stage.%I', 'm_' || p_table);
+    end if;
     execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
+    -- every staged row and every preflight reject is in the work table (the parts of a table
+    -- mapped in parts must cover it)
+    execute format(
+        'select (select count(*) from migration_stage.%I)
+              + (select count(*) from migration_stage.hrp_preflight_rejects where source_table = %L)',
+        p_table, p_table
+    ) into v_want;
+    if v_rows <> v_want then
+        raise exception 'mapping lost rows of %: % staged or rejected, % in the work table',
+            p_table, v_want, v_rows;
+    end if;
     return v_rows;
 end
 $$;
-comment on function migration.map_end(text) is
-'Adds the preflight rejects of a table to its work table, analyzes it; returns its row count.';
+comment on function migration.map_end(text, boolean) is
+'Adds the preflight rejects of a table to its work table, analyzes it (unless p_analyze is false),
+checks that it holds every staged and rejected row; returns its row count.';
 
 create or replace function migration.map_table(p_table text)
 returns bigint
@@ -129,75 +184,66 @@ $$;
 comment on function migration.clear_stage() is
 'Empties every staging and work table (they hold copies of the source rows).';
 
--- Children of rows that do not migrate are quarantined, naming the parent (predictions only).
-create or replace function migration.mark_orphans()
-returns bigint
-language plpgsql
-as $$
-declare
-    v_rows bigint;
-begin
-    update migration_stage.m_predictions as m
-    set reason = x.reason
-    from (
-        select
-            p.id,
-            concat_ws('; ',
-                case
-                    when r.id is null then format('race_id: races id %s does not exist', p.race_id)
-                    when r.reason is not null then format('race_id: parent races id %s is quarantined', p.race_id)
-                end,
-                case
-                    when h.id is null then format('horse_id: horses id %s does not exist', p.horse_id)
-                    when h.reason is not null then format('horse_id: parent horses id %s is quarantined', p.horse_id)
-                end
-            ) as reason
-        from migration_stage.m_predictions as p
-        left join migration_stage.m_races as r on r.id = p.race_id
-        left join migration_stage.m_horses as h on h.id = p.horse_id
-        where
-            p.reason is null
-            and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
-    ) as x
-    where m.id = x.id and m.reason is null;
-    get diagnostics v_rows = row_count;
-    return v_rows;
-end
-$$;
-comment on function migration.mark_orphans() is
-'Quarantines predictions whose race or horse does not exist or does not migrate, naming the
-parent.';
+-- Orphans (children of rows that do not migrate) are decided by map_rows, in the mapping pass.
+drop function if exists migration.mark_orphans();
+drop function if exists migration.mark_orphans(bigint, bigint);
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it.
-create or replace function migration.mark_duplicates(p_table text)
+-- p_part of p_parts (predictions only): the groups whose race_id mod p_parts is p_part; the key
+-- starts with race_id, so every group lies in one part and the parts run side by side.
+drop function if exists migration.mark_duplicates(text);
+create or replace function migration.mark_duplicates(
+    p_table text, p_part bigint default 0, p_parts bigint default 1
+)
 returns bigint
 language plpgsql
+-- the parts run before the work table has statistics: without them the planner takes it for tiny
+-- and picks nested loops (quadratic here); hash joins suit any size
+set enable_nestloop = off
 as $$
 declare
+    v_part text := 'true';
     v_key text;
     v_label text;
+    v_prefix text;
     v_rows bigint := 0;
     v_step bigint;
     v_found boolean;
 begin
-    for v_key, v_label in
-        select k.expr, k.label from (values
-            ('horses', 'lower(horse_name)', 'lower(horse_name)'),
-            ('users', 'lower(username)', 'lower(username)'),
-            ('users', 'lower(email)', 'lower(email)'),
-            ('api_credentials', 'lower(service_name)', 'lower(service_name)'),
+    if p_parts > 1 then
+        if p_table <> 'predictions' then
+            raise exception 'mark_duplicates: only predictions is marked in parts, not %', p_table;
+        end if;
+        v_part := format('mod(abs(race_id), %s) = %s', p_parts, p_part);
+    end if;
+    -- prefix: leading columns of the key, cheaper to group by (no lower() of text): when no two
+    -- rows share them, no two rows share the key
+    for v_key, v_label, v_prefix in
+        select k.expr, k.label, k.prefix from (values
+            ('horses', 'lower(horse_name)', 'lower(horse_name)', null),
+            ('users', 'lower(username)', 'lower(username)', null),
+            ('users', 'lower(email)', 'lower(email)', null),
+            ('api_credentials', 'lower(service_name)', 'lower(service_name)', null),
             ('predictions', 'race_id, horse_id, lower(algorithm_version)',
-             '(race_id, horse_id, lower(algorithm_version))')
-        ) as k (tbl, expr, label)
+             '(race_id, horse_id, lower(algorithm_version))', 'race_id, horse_id')
+        ) as k (tbl, expr, label, prefix)
         where k.tbl = p_table
     loop
         -- v_key comes from the constant list above, never from input. One aggregate pass finds
         -- whether the key has duplicates at all; the update (a second pass) runs only then.
+        if v_prefix is not null then
+            execute format(
+                'select exists (select from migration_stage.%1$I where reason is null and %3$s
+                                group by %2$s having count(*) > 1)',
+                'm_' || p_table, v_prefix, v_part
+            ) into v_found;
+            continue when not v_found;
+        end if;
         execute format(
-            'select exists (select from migration_stage.%1$I where reason is null
+            'select exists (select from migration_stage.%1$I where reason is null and %3$s
                             group by %2$s having count(*) > 1)',
-            'm_' || p_table, v_key
+            'm_' || p_table, v_key, v_part
         ) into v_found;
         continue when not v_found;
         execute format(
@@ -205,15 +251,15 @@ begin
              from (
                  select id, min(id) over (partition by %3$s) as keep
                  from migration_stage.%1$I
-                 where reason is null and (%3$s) in (
-                     select %3$s from migration_stage.%1$I where reason is null
+                 where reason is null and %4$s and (%3$s) in (
+                     select %3$s from migration_stage.%1$I where reason is null and %4$s
                      group by %3$s having count(*) > 1
                  )
              ) as d
              where m.id = d.id and d.id <> d.keep',
             'm_' || p_table,
             'duplicate of ' || p_table || ' id %s on ' || v_label || ' (lowest id kept)',
-            v_key
+            v_key, v_part
         );
         get diagnostics v_step = row_count;
         v_rows := v_rows + v_step;
@@ -221,7 +267,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_duplicates(text) is
+comment on function migration.mark_duplicates(text, bigint, bigint) is
 'Quarantines all but the lowest-id row of each group of rows sharing a target unique key
 (horse_name, username, email, service_name case-insensitively; predictions on race, horse and
 lower(algorithm_version)).';
@@ -235,15 +281,24 @@ as $$
 declare
     v_rows bigint;
 begin
+    -- the quarantined rows first (usually few), then their staged originals: joining the staged
+    -- table in one statement made the planner hash all of it (500k predictions) for no row
     execute format(
         'create temp table m_q on commit drop as
-         select m.id as source_id, m.reason,
-                coalesce(m.reject_row, to_jsonb(s) ) as source_row
-         from migration_stage.%1$I as m
-         left join migration_stage.%2$I as s on s.id = m.source_id and m.reject_row is null
+         select m.id as source_id, m.reason, m.source_id as stage_id, m.reject_row as source_row
+         from migration_stage.%I as m
          where m.reason is not null',
-        'm_' || p_table, p_table
+        'm_' || p_table
     );
+    if exists (select from pg_temp.m_q as n where n.source_row is null) then
+        analyze pg_temp.m_q;  -- its true size: a hash join once there are more than a few rows
+        execute format(
+            'update pg_temp.m_q as n set source_row = to_jsonb(s)
+             from migration_stage.%I as s
+             where s.id = n.stage_id and n.source_row is null',
+            p_table
+        );
+    end if;
     delete from migration.quarantine as q
     where
         q.source_table = p_table

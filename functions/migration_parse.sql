@@ -58,10 +58,11 @@ $$;
 comment on function migration.iso_date_ok(text) is
 'True when the text, already matching ^\d{4}-\d\d-\d\d, names a real calendar day.';
 
--- Date: exactly YYYY-MM-DD and a real calendar day.
+-- Date: exactly YYYY-MM-DD and a real calendar day. STABLE like the text -> date cast it uses: an
+-- IMMUTABLE SQL function with a stable body is never inlined, and the call costs ~9 us a row.
 create or replace function migration.parse_date(v text)
 returns date
-language sql immutable parallel safe
+language sql stable parallel safe
 as $$
     select case
         when translate(v, '0123456789', '9999999999') = '9999-99-99' and migration.iso_date_ok(v)

@@ -165,9 +165,10 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
             # separator that cannot complete a broken UTF-8 sequence) for one NUL search and one
             # UTF-8 decode; the per-column drill-down queries run only when something is found
             blobs = " + ".join(f"(typeof({sqlite_ident(c)}) = 'blob')" for c in cols)
-            # (numbers cast to blob are ASCII digits: harmless here; BLOBs may raise a false alarm,
-            # which the typeof-filtered drill-down then does not confirm)
-            joined = " || x'0a' || ".join(f"ifnull(cast({sqlite_ident(c)} as blob), x'')" for c in cols)
+            # only values of storage class text: numbers are ASCII digits (formatting REALs as text
+            # was a tenth of the scan), BLOBs are counted above; the drill-downs look at text only
+            joined = " || x'0a' || ".join(
+                f"iif(typeof({sqlite_ident(c)}) = 'text', cast({sqlite_ident(c)} as blob), x'')" for c in cols)
             n_blobs, text_blob = con.execute(
                 f"select sum({blobs}), cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
             text_blob = bytes(text_blob or b"")
@@ -437,32 +438,42 @@ def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
             timers[table] += time.monotonic() - began
 
 
-def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
-    """The predictions work table, mapped in `parts` parts on as many connections at once, then
-    orphans (against the parents' work tables) and duplicates."""
+def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2, analyze: bool = True) -> None:
+    """The predictions work table, mapped in `parts` parts (by race_id) on as many connections at
+    once, orphans (against the parents' work tables) marked in the same pass; each part then marks
+    its own duplicates (a duplicate group shares its race_id, so it lies in one part)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    progress(f"map predictions ({parts} connections)")
+    progress(f"map predictions, orphans and duplicates ({parts} connections)")
     began = time.monotonic()
     with _map_conn(dsn, timezone) as conn:
         _call(conn, "map_begin", "predictions")
 
     def part(number):
         with _map_conn(dsn, timezone) as conn:
-            return _call(conn, "map_rows", "predictions", number, parts)
+            _call(conn, "map_rows", "predictions", number, parts)
+            _call(conn, "mark_duplicates", "predictions", number, parts)
 
     with ThreadPoolExecutor(parts) as pool:
         list(pool.map(part, range(parts)))
     with _map_conn(dsn, timezone) as conn:
-        _call(conn, "map_end", "predictions")
-        progress("orphans and duplicates of predictions")
-        _call(conn, "mark_orphans")
-        _call(conn, "mark_duplicates", "predictions")
+        _call(conn, "map_end", "predictions", analyze)
     timers["predictions"] += time.monotonic() - began
 
 
-def transform(conn, run_args: dict, progress, timer: dict) -> dict:
-    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction."""
+def source_sides(dsn: str) -> dict:
+    """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
+    the work tables, on a connection of its own: runs while the load's transaction writes the target
+    (it reads the work tables only, which that transaction does not write)."""
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute("set jit = off")
+        conn.execute("set max_parallel_workers_per_gather = 0")
+        return {table: _call(conn, "source_side", table) for table in TABLES}
+
+
+def transform(conn, run_args: dict, progress, timer: dict, sources=None) -> dict:
+    """The target-writing steps (functions/migration_*.sql) in the caller's open transaction.
+    `sources`: a future of source_sides(), else finish_table computes the source side itself."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
@@ -497,7 +508,14 @@ def transform(conn, run_args: dict, progress, timer: dict) -> dict:
         for table in TABLES:
             step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
     for table in TABLES:
-        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), table=table)
+        if sources is None:
+            side = None
+        else:
+            began = time.monotonic()
+            side = psycopg.types.json.Jsonb(sources.result()[table])
+            steps[f"wait for source side of {table}"] = round(time.monotonic() - began, 3)
+        results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), side,
+                              table=table)
     return {"run_id": run, "tables": results, "steps": steps}
 
 
@@ -521,6 +539,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
     pre = None
     scan = None
+    digest = None
     with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
                         console=console, transient=True) as bar:
         task = bar.add_task("preflight", total=None)
@@ -552,7 +571,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             # finds rows pgloader cannot carry, staging starts again from a working copy without them
             from concurrent.futures import ThreadPoolExecutor
 
-            scanner = ThreadPoolExecutor(1)
+            scanner = ThreadPoolExecutor(2)
 
             def background_scan():
                 if quick.load_path != source or source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES:
@@ -569,7 +588,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                     raise Restage(found)
 
             pre = quick
-            report["sha256"] = file_sha256(source)
+            # the source's digest is computed beside pgloader too (hashlib releases the GIL)
+            digest = scanner.submit(file_sha256, source)
             progress("pgloader into migration_stage")
             logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
             timers = {t: 0.0 for t in TABLES}
@@ -590,18 +610,24 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                                      "logs": str(logdir)}
                 report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
                                        "restaged": pre is not quick and pre.total_rejects > 0}
-                map_predictions(dsn, source_timezone, timers, progress)
+                # statistics of the work table only serve the merge path's joins
+                map_predictions(dsn, source_timezone, timers, progress, analyze=incremental or not empty)
             except psycopg.Error as exc:
                 raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
                                    f"{str(exc).strip()}") from None
             report["mapping_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+            report["sha256"] = digest.result()
             run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
                         "timezone": source_timezone, "max_quarantine": max_quarantine,
                         "fast_path": empty and not incremental}
             report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
             conn.autocommit = False
+            from concurrent.futures import ThreadPoolExecutor
+
+            side_pool = ThreadPoolExecutor(1)
             try:
-                out = transform(conn, run_args, progress, timers)
+                sources = side_pool.submit(source_sides, dsn)
+                out = transform(conn, run_args, progress, timers, sources)
                 report["run_id"] = out["run_id"]
                 report["tables"] = out["tables"]
                 report["transaction_steps"] = out["steps"]
@@ -624,8 +650,11 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                 raise HarnessError(f"load rolled back, the target is unchanged: "
                                    f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
             finally:
+                side_pool.shutdown(wait=True)
                 conn.autocommit = True
         except HarnessError as exc:
+            if digest is not None and digest.done() and digest.exception() is None:
+                report.setdefault("sha256", digest.result())
             _record_failure(conn, report, str(exc))
             raise
         finally:

@@ -108,15 +108,13 @@ from (
         s.id::bigint as id_n,  -- staged SQLite rowids: always integers
         migration.parse_date(s.race_date) as race_date_d,
         case
-            when s.race_type = any(enum_range(null::race_type_enum)::text[]) then s.race_type
-            when lower(btrim(s.race_type)) = any(enum_range(null::race_type_enum)::text[])
-                then lower(btrim(s.race_type))
+            when s.race_type = any(e.race_types) then s.race_type
+            when lower(btrim(s.race_type)) = any(e.race_types) then lower(btrim(s.race_type))
         end as race_type_l,
         migration.parse_num(s.distance) as distance_n,
         case
-            when s.surface = any(enum_range(null::surface_enum)::text[]) then s.surface
-            when lower(btrim(s.surface)) = any(enum_range(null::surface_enum)::text[])
-                then lower(btrim(s.surface))
+            when s.surface = any(e.surfaces) then s.surface
+            when lower(btrim(s.surface)) = any(e.surfaces) then lower(btrim(s.surface))
         end as surface_l,
         case
             when s.weather_conditions is not null then migration.try_jsonb(s.weather_conditions)
@@ -126,6 +124,13 @@ from (
         migration.ts_kind(s.updated_at) as updated_kind,
         current_setting('hrp.source_timezone') as tz
     from migration_stage.races as s
+    -- the enums' labels, read once per query (enum_range per row costs ~2 us a call): ARRAY(...)
+    -- of an uncorrelated subquery is an init plan, evaluated once
+    cross join (
+        select
+            array(select unnest(enum_range(null::race_type_enum))::text) as race_types,
+            array(select unnest(enum_range(null::surface_enum))::text) as surfaces
+    ) as e
     -- one evaluation of each parser per row (no flattening)
     offset 0  -- noqa: AM09
 ) as p;
@@ -216,9 +221,9 @@ select
     p.id_n as id,
     p.race_id_n as race_id,
     p.horse_id_n as horse_id,
-    case when abs(round(p.value_n, 6)) < 10000 then round(p.value_n, 6) end::numeric(10, 6)
+    case when abs(p.value_r) < 10000 then p.value_r end::numeric(10, 6)
         as prediction_value,
-    case when round(p.confidence_n, 4) between 0 and 1 then round(p.confidence_n, 4) end::numeric(
+    case when p.confidence_r between 0 and 1 then p.confidence_r end::numeric(
         5, 4
     )
         as confidence,
@@ -241,7 +246,7 @@ select
             when p.prediction_value is null then 'prediction_value: NULL in a NOT NULL column'
             when p.value_n is null then 'prediction_value: not a finite number'
             when
-                abs(round(p.value_n, 6)) >= 10000
+                abs(p.value_r) >= 10000
                 then 'prediction_value: out of range of decimal(10,6)'
         end,
         case
@@ -249,7 +254,7 @@ select
                 p.confidence is not null and p.confidence_n is null
                 then 'confidence: not a finite number'
             when
-                round(p.confidence_n, 4) not between 0 and 1
+                p.confidence_r not between 0 and 1
                 then 'confidence: not between 0 and 1 (check)'
         end,
         case
@@ -267,12 +272,12 @@ select
         case
             when
                 (
-                    p.value_n <> round(p.value_n, 6)
-                    and p.value_n::float8::numeric <> round(p.value_n, 6)
+                    p.value_n <> p.value_r
+                    and p.value_n::float8::numeric <> p.value_r
                 )
                 or (
-                    p.confidence_n <> round(p.confidence_n, 4)
-                    and p.confidence_n::float8::numeric <> round(p.confidence_n, 4)
+                    p.confidence_n <> p.confidence_r
+                    and p.confidence_n::float8::numeric <> p.confidence_r
                 )
                 then 'real_rounded_to_scale'
         end,
@@ -284,7 +289,9 @@ from (
     select
         q.*,
         migration.parse_ts(q.created_at, q.created_kind, current_setting('hrp.source_timezone'))
-            as created_ts
+            as created_ts,
+        round(q.value_n, 6) as value_r,
+        round(q.confidence_n, 4) as confidence_r
     from (
         select
             s.*,
@@ -295,13 +302,22 @@ from (
             migration.parse_num(s.confidence) as confidence_n,
             migration.ts_kind(s.created_at) as created_kind
         from migration_stage.predictions as s
-        -- the part of the rows this call maps (the loader maps predictions on two connections)
+        -- the part of the rows this call maps (the loader maps predictions on two connections),
+        -- split by race so that each part holds whole duplicate groups (the unique key starts
+        -- with race_id) and can mark its orphans and duplicates on its own; rows without an
+        -- integer race_id go to part 0; abs(): negative ids are valid SQLite rowids
+        -- (the settings read once per query, as init plans, not once per row)
         where
-            mod(s.id::bigint, coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
-            = coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0)
+            mod(
+                abs(coalesce(migration.parse_int(s.race_id), 0)),
+                (select coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
+            )
+            = (select coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0))
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09
     ) as q
+    -- created_ts feeds two columns, the rounded values several rules: computed once per row
+    offset 0  -- noqa: AM09
 ) as p;
 comment on view migration.predictions_mapped is
 'Staged SQLite predictions -> typed predictions columns (updated_at := created_at: the source has no

@@ -3,7 +3,7 @@
 -- trigger kept off the source timestamps.
 begin;
 create extension if not exists pgtap;
-select plan(14);
+select plan(20);
 
 -- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test
 -- first empties them inside its own transaction, which the final rollback undoes. TRUNCATE locks
@@ -43,9 +43,46 @@ select migration.map_table('horses');
 select is(migration.mark_duplicates('horses'), 1::bigint, 'a case-variant duplicate is marked');
 select is(migration.map_table('users'), 1::bigint, 'map_table adds the preflight rejects');
 select migration.map_table('api_credentials');
+-- mapped in parts by race_id: a part missing is a loss map_end refuses
+select migration.map_begin('predictions');
+select migration.map_rows('predictions', 0, 2);
+select throws_ok(
+    $$select migration.map_end('predictions')$$, 'P0001',
+    'mapping lost rows of predictions: 4 staged or rejected, 1 in the work table',
+    'map_end refuses a work table missing staged rows'
+);
+select migration.map_begin('predictions');
+select migration.map_rows('predictions', 0, 1);
+select is(migration.map_end('predictions', false), 4::bigint, 'map_end without analyze: every row');
+select is(
+    (
+        select reltuples from pg_class
+        where oid = 'migration_stage.m_predictions'::regclass
+    ), -1::real,
+    'map_end(..., false) leaves the work table without statistics'
+);
+select migration.map_begin('predictions');
+select is(
+    migration.map_rows('predictions', 1, 2), 3::bigint, 'map_rows part 1 of 2: the odd races'
+);
+select is(
+    (
+        select count(*)::int from migration_stage.m_predictions
+        where reason like '%parent%'
+    ), 1,
+    'map_rows marks the orphans of its part as it maps them'
+);
 select migration.map_table('predictions');
-select is(migration.mark_orphans(), 2::bigint, 'children of quarantined parents are marked');
+select is(
+    migration.mark_duplicates('predictions', 0, 2), 0::bigint,
+    'mark_duplicates part 0 of 2: no duplicate group among the even races'
+);
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
+select throws_ok(
+    $$select migration.mark_duplicates('horses', 0, 2)$$, 'P0001',
+    'mark_duplicates: only predictions is marked in parts, not horses',
+    'only predictions is marked in parts'
+);
 select results_eq(
     $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
     $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),

@@ -2,7 +2,7 @@
 -- assertion and the checksum comparison of finish_table, sequences, and --max-quarantine.
 begin;
 create extension if not exists pgtap;
-select plan(8);
+select plan(10);
 
 -- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test
 -- first empties them inside its own transaction, which the final rollback undoes. TRUNCATE locks
@@ -47,6 +47,21 @@ select is(
 select cmp_ok(
     nextval('races_id_seq'), '>', (select max(id) from public.races),
     'finish_table sets the sequence past the highest id'
+);
+select is(
+    migration.source_side('races') ->> 'checksum',
+    migration.content_checksum(
+        'migration_stage.m_races', migration.load_columns('races'), 'reason is null'
+    ),
+    'source_side: the checksum of content_checksum over the migrating work rows'
+);
+select throws_like(
+    format(
+        'select migration.finish_table(%s, %L, 0, %L)', :run, 'races',
+        (migration.source_side('races') || '{"checksum": "1:0"}')::text
+    ),
+    'checksum mismatch for races: source side 1:0 <> target%',
+    'finish_table compares the source side it is given with the target'
 );
 update migration_stage.m_races set race_name = 'Tampered'
 where id = 5;
