@@ -49,6 +49,7 @@ def generate(path: Path, size: str | Size = "test", seed: int = 1) -> Path:
     try:
         con.execute("pragma journal_mode = off")
         con.execute("pragma synchronous = off")
+        con.execute("pragma temp_store = memory")  # the generator's temp tables (word lists, row hashes)
         con.executescript(SQLITE_SCHEMA.read_text())
         con.execute(
             "create temp table gen_params (seed, n_races, n_horses, n_predictions, n_users, n_credentials)"

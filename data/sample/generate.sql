@@ -7,7 +7,7 @@
 -- a function of (seed, row number) through a 32-bit integer hash (the "hash32" finaliser, xor
 -- written as (a | b) - (a & b) since SQLite has no xor), so the same seed always yields the same
 -- file. Each hash stage is a MATERIALIZED CTE: SQLite would otherwise inline the expressions and
--- evaluate them many times over (production size in ~1.5 s instead of ~10 s).
+-- evaluate them many times over (production size in ~2 s instead of ~10 s).
 -- requires: the tables of data/sqlite/schema.sql, and a table temp.gen_params(seed, n_races,
 -- n_horses, n_predictions, n_users, n_credentials) holding one row (hrp_harness/sample.py).
 -- Referential integrity holds: predictions point at existing races and horses, each
@@ -127,27 +127,40 @@ insert into w_service (w, host) values
 ('tab_au', 'api.tab.example'), ('jra_data', 'api.jra.example'),
 ('hkjc', 'api.hkjc.example'), ('sporting_life', 'api.sportinglife.example');
 
--- races ---------------------------------------------------------------------------------------
-insert into races (
-    id, race_name, race_date, track_name, race_type, distance, surface, weather_conditions,
-    created_at, updated_at
-)
-with recursive seq (n) as (
+-- Row hashes, computed once for every table: h = hash32(seed, salt, n) for n = 1 .. the table's
+-- row count, each table with its own salt. The recursive sequence starts at 1 whatever the count.
+create temp table gen_hash (salt integer, n integer, h integer);
+
+insert into gen_hash (salt, n, h)
+with recursive counts (salt, total) as (
+    values
+    (11, (select n_races from gen_params)),
+    (23, (select n_horses from gen_params)),
+    (37, (select n_predictions from gen_params)),
+    (41, (select n_users from gen_params)),
+    (53, (select n_credentials from gen_params))
+),
+
+seq (n) as (
     select 1
     union all
     select n + 1 from seq
-    where n < (select n_races from gen_params)
+    where n < (select max(total) from counts)
 ),
 
 h0 as materialized (
     select
-        n,
-        (n * 2654435761 + p.seed * 40503 + 11 * 2971215073) % 4294967296 as x
-    from seq, gen_params as p
+        counts.salt,
+        seq.n,
+        (seq.n * 2654435761 + p.seed * 40503 + counts.salt * 2971215073) % 4294967296 as x
+    from counts
+    inner join seq on seq.n <= max(counts.total, 1)
+    cross join gen_params as p
 ),
 
 h1 as materialized (
     select
+        salt,
         n,
         (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
     from h0
@@ -155,16 +168,29 @@ h1 as materialized (
 
 h2 as materialized (
     select
+        salt,
         n,
         (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
     from h1
-),
+)
 
-h as materialized (
+select
+    salt,
+    n,
+    (x | (x >> 16)) - (x & (x >> 16))
+from h2;
+
+-- races ---------------------------------------------------------------------------------------
+insert into races (
+    id, race_name, race_date, track_name, race_type, distance, surface, weather_conditions,
+    created_at, updated_at
+)
+with h as materialized (
     select
         n,
-        (x | (x >> 16)) - (x & (x >> 16)) as h
-    from h2
+        h
+    from gen_hash
+    where salt = 11
 ),
 
 r as materialized (
@@ -239,39 +265,12 @@ from v;
 insert into horses (
     id, horse_name, age, weight, jockey, trainer, owner, created_at, updated_at
 )
-with recursive seq (n) as (
-    select 1
-    union all
-    select n + 1 from seq
-    where n < (select n_horses from gen_params)
-),
-
-h0 as materialized (
+with h as materialized (
     select
         n,
-        (n * 2654435761 + p.seed * 40503 + 23 * 2971215073) % 4294967296 as x
-    from seq, gen_params as p
-),
-
-h1 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h0
-),
-
-h2 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h1
-),
-
-h as materialized (
-    select
-        n,
-        (x | (x >> 16)) - (x & (x >> 16)) as h
-    from h2
+        h
+    from gen_hash
+    where salt = 23
 ),
 
 r as (
@@ -350,39 +349,12 @@ from r;
 insert into predictions (
     id, race_id, horse_id, prediction_value, confidence, algorithm_version, created_at
 )
-with recursive seq (n) as (
-    select 1
-    union all
-    select n + 1 from seq
-    where n < (select n_predictions from gen_params)
-),
-
-h0 as materialized (
+with h as materialized (
     select
         n,
-        (n * 2654435761 + p.seed * 40503 + 37 * 2971215073) % 4294967296 as x
-    from seq, gen_params as p
-),
-
-h1 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h0
-),
-
-h2 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h1
-),
-
-h as materialized (
-    select
-        n,
-        (x | (x >> 16)) - (x & (x >> 16)) as h
-    from h2
+        h
+    from gen_hash
+    where salt = 37
 ),
 
 k as (
@@ -419,39 +391,12 @@ from k;
 
 -- users ------------------------------------------------------------------------------------------
 insert into users (id, username, email, password_hash, created_at, last_login)
-with recursive seq (n) as (
-    select 1
-    union all
-    select n + 1 from seq
-    where n < (select n_users from gen_params)
-),
-
-h0 as materialized (
+with h as materialized (
     select
         n,
-        (n * 2654435761 + p.seed * 40503 + 41 * 2971215073) % 4294967296 as x
-    from seq, gen_params as p
-),
-
-h1 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h0
-),
-
-h2 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h1
-),
-
-h as materialized (
-    select
-        n,
-        (x | (x >> 16)) - (x & (x >> 16)) as h
-    from h2
+        h
+    from gen_hash
+    where salt = 41
 ),
 
 v as (
@@ -502,39 +447,12 @@ from v;
 insert into api_credentials (
     id, service_name, api_key, api_secret, endpoint_url, is_active, created_at
 )
-with recursive seq (n) as (
-    select 1
-    union all
-    select n + 1 from seq
-    where n < (select n_credentials from gen_params)
-),
-
-h0 as materialized (
+with h as materialized (
     select
         n,
-        (n * 2654435761 + p.seed * 40503 + 53 * 2971215073) % 4294967296 as x
-    from seq, gen_params as p
-),
-
-h1 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h0
-),
-
-h2 as materialized (
-    select
-        n,
-        (((x | (x >> 16)) - (x & (x >> 16))) * 73244475) % 4294967296 as x
-    from h1
-),
-
-h as materialized (
-    select
-        n,
-        (x | (x >> 16)) - (x & (x >> 16)) as h
-    from h2
+        h
+    from gen_hash
+    where salt = 53
 )
 
 select
