@@ -57,10 +57,14 @@ returns bigint
 language plpgsql
 -- hash joins with the parents' work tables (predictions), whatever the planner guesses
 set enable_nestloop = off
+-- the text form the fast path of predictions_mapped compares with (any other style is correct too,
+-- only slower: no staged ISO text equals it, every row takes the rules)
+set datestyle = 'ISO, YMD'
 as $$
 declare
     v_rows bigint;
     v_cols text;
+    v_sql text;
     -- a prediction that passes its own rules but whose race or horse does not exist or does not
     -- migrate is quarantined, naming the parent (the parents' work tables are complete: the
     -- loader maps them first)
@@ -89,20 +93,33 @@ begin
         where
             a.attrelid = 'migration.predictions_mapped'::regclass and a.attnum > 0
             and not a.attisdropped;
-        execute format(
+        v_sql := format(
             'insert into migration_stage.m_predictions select %s, null::jsonb
              from migration.predictions_mapped as v
              left join migration_stage.m_races as r on r.id = v.race_id
              left join migration_stage.m_horses as h on h.id = v.horse_id',
             v_cols
         );
+        -- the fast path of predictions_mapped first (canonical values by plain casts)
+        perform set_config('hrp.map_fast', 'on', true);
+        begin
+            execute v_sql;
+            get diagnostics v_rows = row_count;
+        exception when data_exception then
+            -- a staged value that is no number or date at all made a cast of the fast path
+            -- raise (the insert is undone with this block): the part again, rules only
+            perform set_config('hrp.map_fast', 'off', true);
+            execute v_sql;
+            get diagnostics v_rows = row_count;
+        end;
+        perform set_config('hrp.map_fast', 'off', true);
     else
         execute format(
             'insert into migration_stage.%I select *, null::jsonb from migration.%I',
             'm_' || p_table, p_table || '_mapped'
         );
+        get diagnostics v_rows = row_count;
     end if;
-    get diagnostics v_rows = row_count;
     perform set_config('hrp.map_parts', '1', true);
     return v_rows;
 end

@@ -161,28 +161,35 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
         for table in TABLES:
             cols = [name for name, _ in schema[table] if name != "id"]
             t = sqlite_ident(table)
-            # one pass per table: how many BLOBs, and every text value joined by newlines (a
+            # pass 1: the storage classes of each column. typeof() names sort blob < integer <
+            # null < real < text, so min() is 'blob' iff the column holds a BLOB and max() is
+            # 'text' iff it holds text
+            classes = con.execute("select " + ", ".join(
+                f"min(typeof({sqlite_ident(c)})), max(typeof({sqlite_ident(c)}))" for c in cols)
+                + f" from {t}").fetchone()
+            blob_cols = [c for i, c in enumerate(cols) if classes[2 * i] == "blob"]
+            text_cols = [c for i, c in enumerate(cols) if classes[2 * i + 1] == "text"]
+            # pass 2, over the columns holding text only: every value joined by newlines (a
             # separator that cannot complete a broken UTF-8 sequence) for one NUL search and one
-            # UTF-8 decode; the per-column drill-down queries run only when something is found
-            blobs = " + ".join(f"(typeof({sqlite_ident(c)}) = 'blob')" for c in cols)
-            # only values of storage class text: numbers are ASCII digits (formatting REALs as text
-            # was a tenth of the scan), BLOBs are counted above; the drill-downs look at text only
-            joined = " || x'0a' || ".join(
-                f"iif(typeof({sqlite_ident(c)}) = 'text', cast({sqlite_ident(c)} as blob), x'')" for c in cols)
-            n_blobs, text_blob = con.execute(
-                f"select sum({blobs}), cast(group_concat({joined}, x'0a') as blob) from {t}").fetchone()
-            text_blob = bytes(text_blob or b"")
-            has_nul = b"\x00" in text_blob
-            try:
-                text_blob.decode("utf-8")
-                utf8_bad = False
-            except UnicodeDecodeError:
-                utf8_bad = True
-            for col in cols:
+            # UTF-8 decode. Numbers a column also holds are ASCII; its BLOBs may raise a false
+            # alarm, which the drill-down queries (text values only) settle
+            has_nul = utf8_bad = False
+            if text_cols:
+                blobs = con.execute("select " + ", ".join(
+                    f"cast(group_concat({sqlite_ident(c)}, x'0a') as blob)" for c in text_cols)
+                    + f" from {t}").fetchone()
+                for value in blobs:
+                    value = bytes(value or b"")
+                    has_nul = has_nul or b"\x00" in value
+                    try:
+                        value.decode("utf-8")
+                    except UnicodeDecodeError:
+                        utf8_bad = True
+            for col in blob_cols:
+                bad.append((table, f"select id, '{col}: BLOB value (no BLOB columns in the target)' "
+                                   f"from {t} where typeof({sqlite_ident(col)}) = 'blob'"))
+            for col in text_cols:
                 c = sqlite_ident(col)
-                if n_blobs:
-                    bad.append((table, f"select id, '{col}: BLOB value (no BLOB columns in the target)' "
-                                       f"from {t} where typeof({c}) = 'blob'"))
                 if has_nul:
                     bad.append((table, f"select id, '{col}: NUL byte in text' from {t} "
                                        f"where typeof({c}) = 'text' and instr(cast({c} as blob), x'00') > 0"))

@@ -215,6 +215,14 @@ comment on view migration.horses_mapped is
 'Staged SQLite horses -> typed horses columns, with the failed rules (reason) and
 normalisations (norms).';
 
+-- predictions, the big table, has a fast path for the loader (setting hrp.map_fast = on, which
+-- map_rows sets): a row whose staged values are each already in the canonical text form of its
+-- target type (the cast's own output: bigint::text, numeric::text, timestamp::text in ISO style),
+-- within the target's range and at its scale, is typed by plain casts, with no reason and no
+-- normalisation, which is what the per-column rules give such a row (the pgTAP test of this view
+-- checks that both ways agree value for value). Every other row takes the rules. The casts raise
+-- on text that is no number or date at all, so map_rows then maps that part again with the fast
+-- path off. Off (the default, e.g. when a DBA queries the view) the view never raises.
 create or replace view migration.predictions_mapped as
 select
     p.id as source_id,
@@ -231,7 +239,7 @@ select
         as algorithm_version,
     p.created_ts as created_at,
     p.created_ts as updated_at,
-    nullif(concat_ws(
+    case when not p.fast then nullif(concat_ws(
         '; ',
         case when p.id_n is null then 'id: not an integer' end,
         case
@@ -267,8 +275,8 @@ select
             when p.created_at is not null and p.created_kind is null
                 then 'created_at: unparseable timestamp'
         end
-    ), '') as reason,
-    array_remove(array[
+    ), '') end as reason,
+    case when p.fast then '{}'::text[] else array_remove(array[
         case
             when
                 (
@@ -284,35 +292,83 @@ select
         case when p.created_kind = 'epoch' then 'timestamp_from_epoch' end,
         case when p.created_kind = 'date' then 'timestamp_from_date_only' end,
         case when p.created_kind = 'offset' then 'timestamp_offset_to_utc' end
-    ], null) as norms
+    ], null) end as norms
 from (
     select
         q.*,
-        migration.parse_ts(q.created_at, q.created_kind, current_setting('hrp.source_timezone'))
-            as created_ts,
+        case
+            when q.fast then q.f_ts at time zone current_setting('hrp.source_timezone')
+            else migration.parse_ts(
+                q.created_at, q.created_kind, current_setting('hrp.source_timezone')
+            )
+        end as created_ts,
         round(q.value_n, 6) as value_r,
         round(q.confidence_n, 4) as confidence_r
     from (
         select
-            s.*,
-            s.id::bigint as id_n,  -- staged SQLite rowids: always integers
-            migration.parse_int(s.race_id) as race_id_n,
-            migration.parse_int(s.horse_id) as horse_id_n,
-            migration.parse_num(s.prediction_value) as value_n,
-            migration.parse_num(s.confidence) as confidence_n,
-            migration.ts_kind(s.created_at) as created_kind
-        from migration_stage.predictions as s
-        -- the part of the rows this call maps (the loader maps predictions on two connections),
-        -- split by race so that each part holds whole duplicate groups (the unique key starts
-        -- with race_id) and can mark its orphans and duplicates on its own; rows without an
-        -- integer race_id go to part 0; abs(): negative ids are valid SQLite rowids
-        -- (the settings read once per query, as init plans, not once per row)
-        where
-            mod(
-                abs(coalesce(migration.parse_int(s.race_id), 0)),
-                (select coalesce(nullif(current_setting('hrp.map_parts', true), '')::int, 1))
-            )
-            = (select coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0))
+            g.*,
+            g.id::bigint as id_n,  -- staged SQLite rowids: always integers
+            case when g.fast then g.f_race_id else migration.parse_int(g.race_id) end
+                as race_id_n,
+            case when g.fast then g.f_horse_id else migration.parse_int(g.horse_id) end
+                as horse_id_n,
+            case when g.fast then g.f_value else migration.parse_num(g.prediction_value) end
+                as value_n,
+            case when g.fast then g.f_confidence else migration.parse_num(g.confidence) end
+                as confidence_n,
+            case when g.fast then 'naive' else migration.ts_kind(g.created_at) end as created_kind
+        from (
+            select
+                c.*,
+                -- the fast path's condition: every value canonical, in range, at scale
+                coalesce(
+                    c.f_race_id::text = c.race_id and length(c.race_id) <= 18
+                    and c.f_horse_id::text = c.horse_id and length(c.horse_id) <= 18
+                    and c.f_value::text = c.prediction_value and length(c.prediction_value) <= 40
+                    and abs(c.f_value) < 10000 and c.f_value = round(c.f_value, 6)
+                    and c.f_confidence::text = c.confidence and length(c.confidence) <= 40
+                    and c.f_confidence between 0 and 1 and c.f_confidence = round(c.f_confidence, 4)
+                    and length(c.algorithm_version) <= 20
+                    and c.f_ts between '0001-01-01' and '9999-12-31 23:59:59.999999'
+                    and c.f_ts::text = c.created_at,
+                    false
+                ) as fast
+            from (
+                select
+                    s.*,
+                    -- the casts of the fast path (raise on text that is no number or date at all)
+                    case when f.fast_on then s.race_id::bigint end as f_race_id,
+                    case when f.fast_on then s.horse_id::bigint end as f_horse_id,
+                    case when f.fast_on then s.prediction_value::numeric end as f_value,
+                    case when f.fast_on then s.confidence::numeric end as f_confidence,
+                    case when f.fast_on then s.created_at::timestamp end as f_ts
+                from migration_stage.predictions as s
+                -- hrp.map_fast = on: the fast path (the setting read once per query, an init plan)
+                cross join (
+                    select (
+                        select coalesce(current_setting('hrp.map_fast', true) = 'on', false)
+                    ) as fast_on
+                ) as f
+                -- the part of the rows this call maps (the loader maps predictions on two
+                -- connections), split by race so that each part holds whole duplicate groups
+                -- (the unique key starts with race_id) and can mark its orphans and duplicates on
+                -- its own; rows without an integer race_id go to part 0; abs(): negative ids are
+                -- valid SQLite rowids (the settings read once per query, as init plans)
+                where
+                    mod(
+                        abs(coalesce(migration.parse_int(s.race_id), 0)),
+                        (
+                            select coalesce(
+                                nullif(current_setting('hrp.map_parts', true), '')::int, 1
+                            )
+                        )
+                    )
+                    = (select coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0))
+                -- each cast once per row (no flattening)
+                offset 0  -- noqa: AM09
+            ) as c
+            offset 0  -- noqa: AM09
+        ) as g
         -- one evaluation of each parser per row (no flattening)
         offset 0  -- noqa: AM09
     ) as q
