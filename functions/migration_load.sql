@@ -65,6 +65,8 @@ declare
     v_rows bigint;
     v_cols text;
     v_sql text;
+    v_from bigint;
+    v_to bigint;
     -- a prediction that passes its own rules but whose race or horse does not exist or does not
     -- migrate is quarantined, naming the parent (the parents' work tables are complete: the
     -- loader maps them first)
@@ -79,9 +81,24 @@ declare
             when h.reason is not null then format('horse_id: parent horses id %s is quarantined', v.horse_id)
         end), '') end$r$;
 begin
-    -- the mapping views of big tables read the part from these settings (see predictions_mapped)
-    perform set_config('hrp.map_part', p_part::text, true);
-    perform set_config('hrp.map_parts', p_parts::text, true);
+    -- the part: a range of the staged table's blocks (the last part runs to its end), read by the
+    -- mapping view of predictions from these settings as a TID range scan; other tables map whole
+    if p_parts < 1 or p_part < 0 or p_part >= p_parts then
+        raise exception 'map_rows: part % of % does not exist', p_part, p_parts;
+    end if;
+    if p_parts > 1 and p_table <> 'predictions' then
+        raise exception 'map_rows: only predictions is mapped in parts, not %', p_table;
+    end if;
+    select
+        p_part * b.blocks / p_parts,
+        case when p_part = p_parts - 1 then null else (p_part + 1) * b.blocks / p_parts end
+    into v_from, v_to
+    from (
+        select pg_relation_size('migration_stage.predictions') / current_setting('block_size')::bigint
+            as blocks
+    ) as b;
+    perform set_config('hrp.map_from_block', v_from::text, true);
+    perform set_config('hrp.map_to_block', coalesce(v_to::text, ''), true);
     if p_table = 'predictions' then
         -- orphans are decided in the same pass over the rows (no second pass updating them)
         select string_agg(
@@ -120,13 +137,15 @@ begin
         );
         get diagnostics v_rows = row_count;
     end if;
-    perform set_config('hrp.map_parts', '1', true);
+    perform set_config('hrp.map_from_block', '', true);
+    perform set_config('hrp.map_to_block', '', true);
     return v_rows;
 end
 $$;
 comment on function migration.map_rows(text, bigint, bigint) is
-'Maps part p_part of p_parts of the staged rows of a table (parts only split predictions); the
-orphans of predictions are quarantined in the same pass, naming the parent.';
+'Maps part p_part of p_parts (block ranges of the staged table; only predictions is split) of
+the staged rows of a table; the orphans of predictions are quarantined in the same pass, naming
+the parent. Duplicates are marked afterwards, over the whole work table (mark_duplicates).';
 
 -- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
 -- it whole; the merge path's joins want them)
@@ -206,21 +225,17 @@ drop function if exists migration.mark_orphans();
 drop function if exists migration.mark_orphans(bigint, bigint);
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
--- the row with the lowest source id migrates, the others are quarantined naming it.
--- p_part of p_parts (predictions only): the groups whose race_id mod p_parts is p_part; the key
--- starts with race_id, so every group lies in one part and the parts run side by side.
-drop function if exists migration.mark_duplicates(text);
-create or replace function migration.mark_duplicates(
-    p_table text, p_part bigint default 0, p_parts bigint default 1
-)
+-- the row with the lowest source id migrates, the others are quarantined naming it. Over the whole
+-- work table (after every part of predictions is mapped).
+drop function if exists migration.mark_duplicates(text, bigint, bigint);
+create or replace function migration.mark_duplicates(p_table text)
 returns bigint
 language plpgsql
--- the parts run before the work table has statistics: without them the planner takes it for tiny
+-- the work table has no statistics yet (see map_end): without them the planner takes it for tiny
 -- and picks nested loops (quadratic here); hash joins suit any size
 set enable_nestloop = off
 as $$
 declare
-    v_part text := 'true';
     v_key text;
     v_label text;
     v_prefix text;
@@ -228,12 +243,6 @@ declare
     v_step bigint;
     v_found boolean;
 begin
-    if p_parts > 1 then
-        if p_table <> 'predictions' then
-            raise exception 'mark_duplicates: only predictions is marked in parts, not %', p_table;
-        end if;
-        v_part := format('mod(abs(race_id), %s) = %s', p_parts, p_part);
-    end if;
     -- prefix: leading columns of the key, cheaper to group by (no lower() of text): when no two
     -- rows share them, no two rows share the key
     for v_key, v_label, v_prefix in
@@ -251,16 +260,16 @@ begin
         -- whether the key has duplicates at all; the update (a second pass) runs only then.
         if v_prefix is not null then
             execute format(
-                'select exists (select from migration_stage.%1$I where reason is null and %3$s
+                'select exists (select from migration_stage.%1$I where reason is null
                                 group by %2$s having count(*) > 1)',
-                'm_' || p_table, v_prefix, v_part
+                'm_' || p_table, v_prefix
             ) into v_found;
             continue when not v_found;
         end if;
         execute format(
-            'select exists (select from migration_stage.%1$I where reason is null and %3$s
+            'select exists (select from migration_stage.%1$I where reason is null
                             group by %2$s having count(*) > 1)',
-            'm_' || p_table, v_key, v_part
+            'm_' || p_table, v_key
         ) into v_found;
         continue when not v_found;
         execute format(
@@ -268,15 +277,15 @@ begin
              from (
                  select id, min(id) over (partition by %3$s) as keep
                  from migration_stage.%1$I
-                 where reason is null and %4$s and (%3$s) in (
-                     select %3$s from migration_stage.%1$I where reason is null and %4$s
+                 where reason is null and (%3$s) in (
+                     select %3$s from migration_stage.%1$I where reason is null
                      group by %3$s having count(*) > 1
                  )
              ) as d
              where m.id = d.id and d.id <> d.keep',
             'm_' || p_table,
             'duplicate of ' || p_table || ' id %s on ' || v_label || ' (lowest id kept)',
-            v_key, v_part
+            v_key
         );
         get diagnostics v_step = row_count;
         v_rows := v_rows + v_step;
@@ -284,7 +293,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_duplicates(text, bigint, bigint) is
+comment on function migration.mark_duplicates(text) is
 'Quarantines all but the lowest-id row of each group of rows sharing a target unique key
 (horse_name, username, email, service_name case-insensitively; predictions on race, horse and
 lower(algorithm_version)).';

@@ -445,13 +445,13 @@ def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
             timers[table] += time.monotonic() - began
 
 
-def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2, analyze: bool = True) -> None:
-    """The predictions work table, mapped in `parts` parts (by race_id) on as many connections at
-    once, orphans (against the parents' work tables) marked in the same pass; each part then marks
-    its own duplicates (a duplicate group shares its race_id, so it lies in one part)."""
+def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
+    """The predictions work table, mapped in `parts` parts (ranges of the staged table's blocks) on
+    as many connections at once, orphans (against the parents' work tables) marked in the same
+    pass. finish_predictions() then marks the duplicates."""
     from concurrent.futures import ThreadPoolExecutor
 
-    progress(f"map predictions, orphans and duplicates ({parts} connections)")
+    progress(f"map predictions and orphans ({parts} connections)")
     began = time.monotonic()
     with _map_conn(dsn, timezone) as conn:
         _call(conn, "map_begin", "predictions")
@@ -459,28 +459,45 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     def part(number):
         with _map_conn(dsn, timezone) as conn:
             _call(conn, "map_rows", "predictions", number, parts)
-            _call(conn, "mark_duplicates", "predictions", number, parts)
 
     with ThreadPoolExecutor(parts) as pool:
         list(pool.map(part, range(parts)))
-    with _map_conn(dsn, timezone) as conn:
-        _call(conn, "map_end", "predictions", analyze)
     timers["predictions"] += time.monotonic() - began
 
 
-def source_sides(dsn: str) -> dict:
+def finish_predictions(dsn: str, timezone: str, timers: dict, analyze: bool) -> float:
+    """The duplicates of predictions, over the whole work table, and its completion (map_end); runs
+    on a connection of its own while the load's transaction starts with the small tables. Returns
+    the monotonic time it finished."""
+    began = time.monotonic()
+    with _map_conn(dsn, timezone) as conn:
+        _call(conn, "mark_duplicates", "predictions")
+        _call(conn, "map_end", "predictions", analyze)
+    timers["predictions"] += time.monotonic() - began
+    return time.monotonic()
+
+
+def source_sides(dsn: str, mapped=None) -> dict:
     """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
     the work tables, on a connection of its own: runs while the load's transaction writes the target
-    (it reads the work tables only, which that transaction does not write)."""
+    (it reads the work tables only, which that transaction does not write). `mapped`: a future the
+    predictions work table is complete with."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("set jit = off")
         conn.execute("set max_parallel_workers_per_gather = 0")
-        return {table: _call(conn, "source_side", table) for table in TABLES}
+        sides = {}
+        for table in TABLES:
+            if table == "predictions" and mapped is not None:
+                mapped.result()
+            sides[table] = _call(conn, "source_side", table)
+        return sides
 
 
-def transform(conn, run_args: dict, progress, timer: dict, sources=None) -> dict:
+def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=None) -> dict:
     """The target-writing steps (functions/migration_*.sql) in the caller's open transaction.
-    `sources`: a future of source_sides(), else finish_table computes the source side itself."""
+    `sources`: a future of source_sides(), else finish_table computes the source side itself.
+    `mapped`: a future the predictions work table is complete with (finish_predictions); the bulk
+    path writes the small tables meanwhile."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
@@ -500,16 +517,30 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None) -> dict
             timer[table] += time.monotonic() - began
         return out
 
-    for table in TABLES:
-        step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
+    def wait_mapped():
+        if mapped is not None:
+            progress("mark duplicate predictions")
+            began = time.monotonic()
+            mapped.result()
+            steps["wait for the predictions work table"] = round(time.monotonic() - began, 3)
+
+    small = [t for t in TABLES if t != "predictions"]
     fast = run_args["fast_path"]
     if fast:
+        for table in small:
+            step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
         # the two big tables only: the small ones' indexes cost less to maintain than to rebuild
         step("drop keys and indexes of horses, predictions (bulk load)", "drop_keys", ["horses", "predictions"])
-        for table in TABLES:
+        for table in small:
             step(f"insert {table}", "apply_table", table, "insert", table=table)
+        wait_mapped()
+        step("quarantine predictions", "sync_quarantine", run, "predictions", table="predictions")
+        step("insert predictions", "apply_table", "predictions", "insert", table="predictions")
         step("rebuild keys, indexes, foreign keys", "restore_keys")
     else:
+        wait_mapped()  # deletes go children first
+        for table in TABLES:
+            step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
         for table in reversed(TABLES):
             step(f"delete gone rows of {table}", "apply_table", table, "delete", table=table)
         for table in TABLES:
@@ -617,12 +648,10 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
                                      "logs": str(logdir)}
                 report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
                                        "restaged": pre is not quick and pre.total_rejects > 0}
-                # statistics of the work table only serve the merge path's joins
-                map_predictions(dsn, source_timezone, timers, progress, analyze=incremental or not empty)
+                map_predictions(dsn, source_timezone, timers, progress)
             except psycopg.Error as exc:
                 raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
                                    f"{str(exc).strip()}") from None
-            report["mapping_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
             report["sha256"] = digest.result()
             run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
                         "timezone": source_timezone, "max_quarantine": max_quarantine,
@@ -631,15 +660,23 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             conn.autocommit = False
             from concurrent.futures import ThreadPoolExecutor
 
-            side_pool = ThreadPoolExecutor(1)
+            # beside the transaction: the duplicates of predictions (the transaction writes the
+            # small tables meanwhile), then the source sides of the validation
+            side_pool = ThreadPoolExecutor(2)
             try:
-                sources = side_pool.submit(source_sides, dsn)
-                out = transform(conn, run_args, progress, timers, sources)
+                # statistics of the work table only serve the merge path's joins
+                mapped = side_pool.submit(finish_predictions, dsn, source_timezone, timers,
+                                          incremental or not empty)
+                sources = side_pool.submit(source_sides, dsn, mapped)
+                began = time.monotonic()
+                out = transform(conn, run_args, progress, timers, sources, mapped)
                 report["run_id"] = out["run_id"]
                 report["tables"] = out["tables"]
                 report["transaction_steps"] = out["steps"]
+                # mapping and transaction overlap by the duplicate marking of predictions
+                report["mapping_seconds"] = round(mapped.result() - t0 - staged.seconds, 3)
+                report["transaction_seconds"] = round(time.monotonic() - began, 3)
                 report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
-                report["transaction_seconds"] = round(report["transform_seconds"] - report["mapping_seconds"], 3)
                 report["seconds"] = round(time.monotonic() - started, 3)
                 report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
                 report["status"] = "committed"

@@ -350,20 +350,23 @@ from (
                     ) as fast_on
                 ) as f
                 -- the part of the rows this call maps (the loader maps predictions on two
-                -- connections), split by race so that each part holds whole duplicate groups
-                -- (the unique key starts with race_id) and can mark its orphans and duplicates on
-                -- its own; rows without an integer race_id go to part 0; abs(): negative ids are
-                -- valid SQLite rowids (the settings read once per query, as init plans)
+                -- connections): a range of the staged table's blocks, set by map_rows (a TID
+                -- range scan: each connection reads its own blocks only); unset, every row
                 where
-                    mod(
-                        abs(coalesce(migration.parse_int(s.race_id), 0)),
-                        (
-                            select coalesce(
-                                nullif(current_setting('hrp.map_parts', true), '')::int, 1
-                            )
-                        )
+                    s.ctid >= (
+                        select format(
+                            '(%s,0)',
+                            coalesce(nullif(current_setting('hrp.map_from_block', true), ''), '0')
+                        )::tid
                     )
-                    = (select coalesce(nullif(current_setting('hrp.map_part', true), '')::int, 0))
+                    and s.ctid < (
+                        select format(
+                            '(%s,0)',
+                            coalesce(
+                                nullif(current_setting('hrp.map_to_block', true), ''), '4294967295'
+                            )
+                        )::tid
+                    )
                 -- each cast once per row (no flattening)
                 offset 0  -- noqa: AM09
             ) as c

@@ -43,12 +43,12 @@ select migration.map_table('horses');
 select is(migration.mark_duplicates('horses'), 1::bigint, 'a case-variant duplicate is marked');
 select is(migration.map_table('users'), 1::bigint, 'map_table adds the preflight rejects');
 select migration.map_table('api_credentials');
--- mapped in parts by race_id: a part missing is a loss map_end refuses
+-- mapped in parts (ranges of the staged table's blocks): a part missing is a loss map_end refuses
 select migration.map_begin('predictions');
 select migration.map_rows('predictions', 0, 2);
 select throws_ok(
     $$select migration.map_end('predictions')$$, 'P0001',
-    'mapping lost rows of predictions: 4 staged or rejected, 1 in the work table',
+    'mapping lost rows of predictions: 4 staged or rejected, 0 in the work table',
     'map_end refuses a work table missing staged rows'
 );
 select migration.map_begin('predictions');
@@ -61,16 +61,39 @@ select is(
     ), -1::real,
     'map_end(..., false) leaves the work table without statistics'
 );
-select migration.map_begin('predictions');
-select is(
-    migration.map_rows('predictions', 1, 2), 3::bigint, 'map_rows part 1 of 2: the odd races'
-);
 select is(
     (
         select count(*)::int from migration_stage.m_predictions
         where reason like '%parent%'
-    ), 1,
-    'map_rows marks the orphans of its part as it maps them'
+    ), 2,
+    'map_rows marks the orphans as it maps them'
+);
+-- enough rows for several blocks: the parts split them between them, none twice, none left out
+insert into migration_stage.predictions
+select (1000 + i)::text, '1', '1', '0.5', '0.5', 'filler-' || i, null
+from generate_series(1, 1000) as i;
+select migration.map_begin('predictions');
+select migration.map_rows('predictions', 0, 2) as part0 \gset
+select migration.map_rows('predictions', 1, 2) as part1 \gset
+select ok(
+    :part0 > 0 and :part1 > 0
+    and (
+        select count(distinct source_id) = 1004 and count(*) = 1004
+        from migration_stage.m_predictions
+    ),
+    'map_rows: two parts of the blocks map every row once, each part some'
+);
+delete from migration_stage.predictions
+where id::int > 1000;
+select throws_ok(
+    $$select migration.map_rows('horses', 0, 2)$$, 'P0001',
+    'map_rows: only predictions is mapped in parts, not horses',
+    'only predictions is mapped in parts'
+);
+select throws_ok(
+    $$select migration.map_rows('predictions', 2, 2)$$, 'P0001',
+    'map_rows: part 2 of 2 does not exist',
+    'map_rows refuses a part that does not exist'
 );
 -- map_rows tries the fast path of predictions_mapped first: a value no cast accepts (Feb 29 of
 -- a common year) raises there, and the part is mapped again by the rules, nothing lost
@@ -92,16 +115,7 @@ select is(
 delete from migration_stage.predictions
 where id = '5';
 select migration.map_table('predictions');
-select is(
-    migration.mark_duplicates('predictions', 0, 2), 0::bigint,
-    'mark_duplicates part 0 of 2: no duplicate group among the even races'
-);
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
-select throws_ok(
-    $$select migration.mark_duplicates('horses', 0, 2)$$, 'P0001',
-    'mark_duplicates: only predictions is marked in parts, not horses',
-    'only predictions is marked in parts'
-);
 select results_eq(
     $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
     $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),
