@@ -69,8 +69,16 @@ select is(
     'map_rows marks the orphans as it maps them'
 );
 -- enough rows for several blocks: the parts split them between them, none twice, none left out
-insert into migration_stage.predictions
-select (1000 + i)::text, '1', '1', '0.5', '0.5', 'filler-' || i, null
+insert into migration_stage.predictions (
+    id, race_id, horse_id, prediction_value, confidence, algorithm_version
+)
+select
+    (1000 + i)::text as id,
+    '1' as race_id,
+    '1' as horse_id,
+    '0.5' as prediction_value,
+    '0.5' as confidence,
+    'filler-' || i as algorithm_version
 from generate_series(1, 1000) as i;
 select migration.map_begin('predictions');
 select migration.map_rows('predictions', 0, 2) as part0 \gset
