@@ -55,7 +55,10 @@ comment on function migration.drop_keys(text[]) is
 'Drops (remembering) the keys, indexes and foreign keys of the given public tables, for a
 bulk load.';
 
-create or replace function migration.restore_keys()
+-- p_tables: only the keys and indexes of these tables, now (the loader restores horses while the
+-- predictions work table is still being completed); NULL: all that is left, foreign keys last
+drop function if exists migration.restore_keys();
+create or replace function migration.restore_keys(p_tables text[] default null)
 returns bigint
 language plpgsql
 as $$
@@ -65,7 +68,13 @@ declare
 begin
     perform set_config('maintenance_work_mem', '512MB', true);
     for v_rec in
-        select * from m_keys order by case kind when 'key' then 1 when 'index' then 2 else 3 end, seq
+        select * from m_keys
+        where
+            p_tables is null
+            or (kind <> 'fk' and tbl = any(
+                select format('public.%I', t)::regclass from unnest(p_tables) as t
+            ))
+        order by case kind when 'key' then 1 when 'index' then 2 else 3 end, seq
     loop
         if v_rec.kind = 'index' then
             execute v_rec.ddl;
@@ -78,11 +87,15 @@ begin
                 execute format('comment on constraint %I on %s is %L', v_rec.name, v_rec.tbl, v_rec.comment);
             end if;
         end if;
+        delete from m_keys where seq = v_rec.seq;
         v_rows := v_rows + 1;
     end loop;
-    drop table m_keys;
+    if p_tables is null then
+        drop table m_keys;
+    end if;
     return v_rows;
 end
 $$;
-comment on function migration.restore_keys() is
-'Re-creates what drop_keys dropped (keys, then indexes, then foreign keys), with their comments.';
+comment on function migration.restore_keys(text[]) is
+'Re-creates what drop_keys dropped (keys, then indexes, then foreign keys), with their comments:
+only the keys and indexes of p_tables, or (NULL) all that is left.';

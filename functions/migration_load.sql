@@ -117,26 +117,25 @@ begin
              left join migration_stage.m_horses as h on h.id = v.horse_id',
             v_cols
         );
-        -- the fast path of predictions_mapped first (canonical values by plain casts)
-        perform set_config('hrp.map_fast', 'on', true);
-        begin
-            execute v_sql;
-            get diagnostics v_rows = row_count;
-        exception when data_exception then
-            -- a staged value that is no number or date at all made a cast of the fast path
-            -- raise (the insert is undone with this block): the part again, rules only
-            perform set_config('hrp.map_fast', 'off', true);
-            execute v_sql;
-            get diagnostics v_rows = row_count;
-        end;
-        perform set_config('hrp.map_fast', 'off', true);
     else
-        execute format(
+        v_sql := format(
             'insert into migration_stage.%I select *, null::jsonb from migration.%I',
             'm_' || p_table, p_table || '_mapped'
         );
-        get diagnostics v_rows = row_count;
     end if;
+    -- the fast paths of the mapping views first (canonical values by plain casts)
+    perform set_config('hrp.map_fast', 'on', true);
+    begin
+        execute v_sql;
+        get diagnostics v_rows = row_count;
+    exception when data_exception then
+        -- a staged value that is no number or date at all made a cast of a fast path raise (the
+        -- insert is undone with this block): the part again, by the rules only
+        perform set_config('hrp.map_fast', 'off', true);
+        execute v_sql;
+        get diagnostics v_rows = row_count;
+    end;
+    perform set_config('hrp.map_fast', 'off', true);
     perform set_config('hrp.map_from_block', '', true);
     perform set_config('hrp.map_to_block', '', true);
     return v_rows;
@@ -165,6 +164,8 @@ begin
         'm_' || p_table, p_table
     );
     if p_analyze then
+        -- the statistics serve join planning (row counts, distinct keys): a small sample does
+        perform set_config('default_statistics_target', '10', true);
         execute format('analyze migration_stage.%I', 'm_' || p_table);
     end if;
     execute format('select count(*) from migration_stage.%I', 'm_' || p_table) into v_rows;
@@ -352,6 +353,35 @@ comment on function migration.sync_quarantine(bigint, text) is
 'Makes migration.quarantine for one table equal to this load''s quarantined rows (idempotent).';
 
 -- The target columns a load writes: those of the mapping view that the target table has.
+-- Bulk path: the loader inserts predictions while their duplicates are still being marked on a
+-- connection of its own; the rows marked meanwhile leave the target again here (and the count of
+-- inserted rows drops by as many).
+create or replace function migration.remove_quarantined(p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_rows bigint;
+begin
+    execute format(
+        'delete from public.%1$I as t
+         where t.id in (select m.id from migration_stage.%2$I as m where m.reason is not null)',
+        p_table, 'm_' || p_table
+    );
+    get diagnostics v_rows = row_count;
+    perform set_config(
+        'hrp.inserted_' || p_table,
+        (coalesce(nullif(current_setting('hrp.inserted_' || p_table, true), ''), '0')::bigint
+        - v_rows)::text,
+        true
+    );
+    return v_rows;
+end
+$$;
+comment on function migration.remove_quarantined(text) is
+'Deletes from the target table the rows its work table now quarantines (duplicates marked after
+the insert); returns how many.';
+
 create or replace function migration.load_columns(p_table text)
 returns text[]
 language sql stable

@@ -118,6 +118,24 @@ $$;
 comment on function migration.ts_kind(text) is
 'Classifies a staged SQLite TIMESTAMP text: naive, offset, date, epoch, or NULL (unparseable).';
 
+-- ts_kind with the loader's fast path (fast: the setting hrp.map_fast = on, which map_rows sets):
+-- text shaped YYYY-MM-DD HH:MM:SS that is exactly its own timestamp's ISO output is 'naive' (the
+-- cast has checked the calendar and the clock); any other text goes to ts_kind. The cast raises on
+-- such text that is no real date or time (February 30, hour 25): map_rows then maps the table
+-- again with the fast path off. Off, it is ts_kind and never raises.
+create or replace function migration.ts_kind_fast(v text, fast boolean)
+returns text
+language sql stable parallel safe
+as $$
+    select case
+        when fast and v like '____-__-__ __:__:__' and v::timestamp::text = v then 'naive'
+        else migration.ts_kind(v)
+    end
+$$;
+comment on function migration.ts_kind_fast(text, boolean) is
+'ts_kind, or (fast) ''naive'' at once for ISO text a timestamp cast gives back unchanged; fast
+raises on such text that is no real date or time.';
+
 -- Timestamp: TIMESTAMP -> TIMESTAMPTZ by the kind's rule; tz is the declared source time zone.
 create or replace function migration.parse_ts(v text, kind text, tz text)
 returns timestamptz

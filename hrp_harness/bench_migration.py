@@ -1,7 +1,7 @@
 """`invoke bench.migration`: the migration's speed, measured side by side in one run (not a test).
 
 On a throwaway cluster (the project's conf/, sized like any other), with the production-size sample,
-after one unmeasured warm-up load and with a CHECKPOINT before each phase:
+after one unmeasured warm-up load, and with VACUUM (ANALYZE), CHECKPOINT and sync before each phase:
   full      `invoke load` end to end into an empty deployed database (preflight, pgloader staging,
             the one-transaction SQL transform with keys, checksums, accounting)
   pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (two
@@ -16,6 +16,7 @@ JSON object with full_s, pgloader_s, copy_s, rows (and more).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -113,11 +114,15 @@ def _pgloader_single(source: Path, dsn: str, logdir: Path, rows: int) -> float:
     return seconds
 
 
-def _settle(cluster: Cluster) -> None:
-    """Before each measured phase: CHECKPOINT, so that no phase pays for writing out the buffers an
-    earlier one dirtied."""
-    with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        admin.execute("checkpoint")
+def _settle(cluster: Cluster, dbname: str) -> None:
+    """Before each measured phase, so that none pays for the work an earlier one left behind:
+    VACUUM (ANALYZE) of the database (else autovacuum comes for the rows just loaded during the next
+    phase), CHECKPOINT (the buffers it dirtied), and sync (the files the OS still has to write, such
+    as the freshly generated sample)."""
+    with psycopg.connect(cluster.dsn(dbname), autocommit=True) as conn:
+        conn.execute("vacuum (analyze)")
+        conn.execute("checkpoint")
+    os.sync()
 
 
 def run(size: str = "production", seed: int = 1, echo=print) -> dict:
@@ -145,7 +150,7 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
             admin.execute("drop database bench_warmup")
             admin.execute("create database bench template bench_template")
         dsn = cluster.dsn("bench")
-        _settle(cluster)
+        _settle(cluster, "bench")
 
         with PeakRss() as full_mem:
             t0 = time.monotonic()
@@ -154,19 +159,19 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
         rows = sum(t["source_rows"] for t in report["tables"].values())
 
         pre = migrate.preflight(source, base)
-        _settle(cluster)
+        _settle(cluster, "bench")
         with PeakRss() as pgl_mem:
             t0 = time.monotonic()
             migrate.stage(dsn, pre, base / "pgloader-only")
             staging_s = time.monotonic() - t0
-        _settle(cluster)
+        _settle(cluster, "bench")
         with PeakRss() as single_mem:
             single_s = _pgloader_single(source, dsn, base / "pgloader-single", rows)
         # the target compares with the FASTER way to run pgloader alone, so that a slower staging
         # configuration can never make the ratio look better
         pgloader_s = min(staging_s, single_s)
 
-        _settle(cluster)
+        _settle(cluster, "bench")
         with PeakRss() as copy_mem:
             copy_s = _copy_floor(source, dsn, base)
 

@@ -3,14 +3,21 @@
 Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in functions/migration_*.sql):
   1. source schema check   the SQLite file's tables/columns against data/sqlite/schema.sql
   2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (which make
-                           pgloader 3.6 silently drop the rest of a table); such rows are kept out of
-                           pgloader in a working copy and staged as escaped JSON for the quarantine
-  3. staging               pgloader, one process per table (the spec's batch size each, two processes),
-                           into migration_stage.* (UNLOGGED, all text); exit status never trusted:
-                           staged count(*) must equal the source's count(*) per table
-  4. transform             ONE transaction: map, quarantine, duplicates, orphans, insert/merge,
-                           keys, checksums, sequences, accounting; commit or roll back as a whole
-  5. report                rich table per source table + JSON file
+                           pgloader 3.6 silently cut a value at a NUL, or drop the rest of a table);
+                           such rows are kept out of
+                           pgloader in a working copy and staged as escaped JSON for the quarantine.
+                           Files of 8 MB and more: this content scan runs beside steps 3-5 (a
+                           process on idle CPU) and the commit waits for its verdict (rows found:
+                           roll back, stage again)
+  3. staging               pgloader, one command file per table (the spec's batch size each) in two
+                           processes, into migration_stage.* (UNLOGGED, all text); exit status never
+                           trusted: staged count(*) must equal the source's count(*) per table
+  4. mapping               staged text -> typed work tables (rules per column, orphans, duplicates),
+                           the small tables while pgloader still loads predictions, predictions in
+                           two parts on two connections; the target is not written
+  5. transaction           ONE transaction: quarantine, insert/merge, keys, checksums, sequences,
+                           accounting; commit or roll back as a whole
+  6. report                rich table per source table + JSON file
 """
 
 from __future__ import annotations
@@ -23,8 +30,8 @@ import re
 import shutil
 import sqlite3
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,18 +291,58 @@ class Staging:
 
 
 class Restage(Exception):
-    """The preflight scan, run beside pgloader, found rows pgloader cannot carry: stage again from
-    the working copy without them."""
+    """The content scan, run beside the load, found rows pgloader cannot carry: stage again from
+    the working copy without them (the transaction, if begun, rolled back)."""
 
     def __init__(self, pre: Preflight):
         super().__init__("restage")
         self.pre = pre
 
 
+class BackgroundScan:
+    """The preflight's content scan of a big file as a process of its own, at the lowest CPU
+    priority in a session of its own (hrp_harness/preflight_scan.py says why): it takes only CPU
+    the load leaves idle. result() waits for it."""
+
+    def __init__(self, source: Path, workroot: Path):
+        self.source = source
+        self.workroot = workroot
+        self.proc: subprocess.Popen | None = None
+        self._found: Preflight | None = None
+
+    def start(self) -> None:
+        if self.proc is None:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hrp_harness.preflight_scan", str(self.source), str(self.workroot)],
+                cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                start_new_session=True, preexec_fn=_die_with_parent)
+
+    def result(self) -> Preflight:
+        if self._found is None:
+            self.start()
+            out, err = self.proc.communicate()
+            if self.proc.returncode != 0:
+                raise HarnessError(f"the preflight content scan of {self.source} failed "
+                                   f"(exit {self.proc.returncode}): {err.strip()}")
+            found = json.loads(out)
+            self._found = Preflight(found["source_counts"], found["rejects"], Path(found["load_path"]),
+                                    Path(found["workdir"]) if found["workdir"] else None, found["seconds"])
+        return self._found
+
+    def stop(self) -> None:
+        """Ends the process if it still runs, and removes the working copy it made, if any."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+        if self._found is not None and self._found.workdir is not None:
+            shutil.rmtree(self._found.workdir, ignore_errors=True)
+
+
 def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None) -> Staging:
     """pgloader into migration_stage (truncated first): predictions, and the small tables, side by side.
-    `after_small(conn)` runs (mapping the small tables) while predictions still loads; then
-    `confirm()` (the preflight scan's verdict) and the reconciliation of every table."""
+    `after_small(conn)` runs (mapping the small tables) while predictions still loads; then the
+    reconciliation of every table. On a mismatch, `confirm()` (a pending content scan's verdict)
+    first: rows it finds raise Restage."""
     started = time.monotonic()
     if shutil.which("pgloader") is None:
         raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
@@ -332,9 +379,12 @@ def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None
                     # mapping needs no verdict yet: nothing reaches the target before the
                     # reconciliation below, and a restage maps again
                     after_small(conn)
-            if confirm is not None:
-                confirm()  # the preflight scan's verdict, before any count is trusted
-            _reconcile(conn, pre, tables, logdir, result)
+            try:
+                _reconcile(conn, pre, tables, logdir, result)
+            except HarnessError:
+                if confirm is not None:
+                    confirm()  # rows the pending content scan finds explain a mismatch: Restage
+                raise
         except BaseException:
             for proc in procs:
                 proc.kill()
@@ -433,7 +483,9 @@ def _map_conn(dsn: str, timezone: str):
 
 
 def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
-    """Work tables of the parent and small tables (runs while pgloader still loads predictions)."""
+    """Work tables of the parent and small tables (runs while pgloader still loads predictions),
+    analyzed: the mapping of predictions joins the parents' (estimates without statistics make the
+    planner sort both sides for merge joins, a third slower)."""
     with _map_conn(dsn, timezone) as conn:
         for table in TABLES:
             if table == "predictions":
@@ -465,16 +517,16 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     timers["predictions"] += time.monotonic() - began
 
 
-def finish_predictions(dsn: str, timezone: str, timers: dict, analyze: bool) -> float:
+def finish_predictions(dsn: str, timezone: str, timers: dict, analyze: bool) -> tuple[float, int]:
     """The duplicates of predictions, over the whole work table, and its completion (map_end); runs
-    on a connection of its own while the load's transaction starts with the small tables. Returns
-    the monotonic time it finished."""
+    on a connection of its own while the load's transaction starts. Returns the monotonic time it
+    finished and how many duplicates it marked."""
     began = time.monotonic()
     with _map_conn(dsn, timezone) as conn:
-        _call(conn, "mark_duplicates", "predictions")
+        duplicates = _call(conn, "mark_duplicates", "predictions")
         _call(conn, "map_end", "predictions", analyze)
     timers["predictions"] += time.monotonic() - began
-    return time.monotonic()
+    return time.monotonic(), duplicates
 
 
 def source_sides(dsn: str, mapped=None) -> dict:
@@ -517,12 +569,15 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=
             timer[table] += time.monotonic() - began
         return out
 
-    def wait_mapped():
-        if mapped is not None:
-            progress("mark duplicate predictions")
-            began = time.monotonic()
-            mapped.result()
-            steps["wait for the predictions work table"] = round(time.monotonic() - began, 3)
+    def wait_mapped() -> int:
+        """Duplicates the predictions work table got marked (0 without `mapped`)."""
+        if mapped is None:
+            return 0
+        progress("mark duplicate predictions")
+        began = time.monotonic()
+        _, duplicates = mapped.result()
+        steps["wait for the predictions work table"] = round(time.monotonic() - began, 3)
+        return duplicates
 
     small = [t for t in TABLES if t != "predictions"]
     fast = run_args["fast_path"]
@@ -533,10 +588,14 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=
         step("drop keys and indexes of horses, predictions (bulk load)", "drop_keys", ["horses", "predictions"])
         for table in small:
             step(f"insert {table}", "apply_table", table, "insert", table=table)
-        wait_mapped()
-        step("quarantine predictions", "sync_quarantine", run, "predictions", table="predictions")
+        step("rebuild keys and indexes of horses", "restore_keys", ["horses"])
+        # while the duplicates of predictions are marked beside: the rows that migrate so far go in,
+        # those marked meanwhile leave again
         step("insert predictions", "apply_table", "predictions", "insert", table="predictions")
-        step("rebuild keys, indexes, foreign keys", "restore_keys")
+        if wait_mapped():
+            step("remove duplicate predictions", "remove_quarantined", "predictions", table="predictions")
+        step("quarantine predictions", "sync_quarantine", run, "predictions", table="predictions")
+        step("rebuild keys, indexes, foreign keys of predictions", "restore_keys")
     else:
         wait_mapped()  # deletes go children first
         for table in TABLES:
@@ -555,6 +614,80 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=
         results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), side,
                               table=table)
     return {"run_id": run, "tables": results, "steps": steps}
+
+
+def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflight, logdir: Path,
+             analyze: bool, empty: bool, max_quarantine: int | None, digest, verdict, restaged: bool,
+             started: float) -> None:
+    """Stage (from `pre`), map, and the one transaction, committed. `verdict`: the pending content
+    scan's, awaited before the commit (Restage, the transaction rolled back, when it finds rows),
+    and on a staging count mismatch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    timers = {t: 0.0 for t in TABLES}
+
+    def map_small(_conn):
+        map_small_tables(dsn, timezone, timers, progress)
+
+    progress("pgloader into migration_stage")
+    t0 = time.monotonic()
+    try:
+        staged = stage(dsn, pre, logdir, after_small=map_small, confirm=verdict)
+        report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
+                             "logs": str(logdir)}
+        map_predictions(dsn, timezone, timers, progress)
+    except psycopg.Error as exc:
+        raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
+                           f"{str(exc).strip()}") from None
+    report["sha256"] = digest.result()
+    run_args = {"mode": report["mode"], "source": report["source"], "sha256": report["sha256"],
+                "timezone": timezone, "max_quarantine": max_quarantine,
+                "fast_path": empty and report["mode"] == "full"}
+    report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
+    conn.autocommit = False
+    # beside the transaction: the duplicates of predictions (the transaction writes the small
+    # tables meanwhile), then the source sides of the validation
+    side_pool = ThreadPoolExecutor(2)
+    try:
+        mapped = side_pool.submit(finish_predictions, dsn, timezone, timers, analyze)
+        sources = side_pool.submit(source_sides, dsn, mapped)
+        began = time.monotonic()
+        out = transform(conn, run_args, progress, timers, sources, mapped)
+        report["run_id"] = out["run_id"]
+        report["tables"] = out["tables"]
+        report["transaction_steps"] = out["steps"]
+        # mapping and transaction overlap by the duplicate marking of predictions
+        report["mapping_seconds"] = round(mapped.result()[0] - t0 - staged.seconds, 3)
+        report["transaction_seconds"] = round(time.monotonic() - began, 3)
+        report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
+        if verdict is not None:
+            progress("wait for the preflight scan")
+            found = verdict()
+        else:
+            found = pre
+        report["preflight"] = {"seconds": round(found.seconds, 3), "rejected_rows": found.rejects,
+                               "restaged": restaged}
+        report["seconds"] = round(time.monotonic() - started, 3)
+        report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
+        report["status"] = "committed"
+        progress("commit")
+        _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
+        conn.commit()
+        conn.autocommit = True
+        _call(conn, "clear_stage")  # the copies of the source rows go
+        report["staging"].pop("logs", None)
+    except Restage:
+        conn.rollback()
+        raise
+    except psycopg.Error as exc:
+        conn.rollback()
+        diag = exc.diag
+        where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
+        raise HarnessError(f"load rolled back, the target is unchanged: "
+                           f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+    finally:
+        side_pool.shutdown(wait=True)
+        conn.autocommit = True
 
 
 def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | None = None,
@@ -600,102 +733,47 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         if not incremental and not empty and not loaded:
             raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
                                "a SQLite source into them (use an empty database)")
+        # statistics of the work tables only serve the merge path's joins with the target
+        analyze = incremental or not empty
         try:
             progress("source schema check")
             # small files: the full preflight first (milliseconds, and no second pgloader pass when
             # it finds rows); big files: the content scan runs beside pgloader
             quick = preflight(source, workroot, scan=source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES)
-            # the content scan (BLOBs, NULs, UTF-8) runs beside pgloader on the original file; if it
-            # finds rows pgloader cannot carry, staging starts again from a working copy without them
+            # big files: the content scan (BLOBs, NULs, UTF-8) of the original file runs in the
+            # background from the start, on CPU the load leaves idle; the commit waits for its
+            # verdict. If it finds rows pgloader cannot carry, the transaction rolls back and
+            # staging starts again from a working copy without them
             from concurrent.futures import ThreadPoolExecutor
 
-            scanner = ThreadPoolExecutor(2)
+            if quick.load_path == source and source.stat().st_size >= SCAN_BESIDE_PGLOADER_BYTES:
+                scan = BackgroundScan(source, workroot)
+                scan.start()
 
-            def background_scan():
-                if quick.load_path != source or source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES:
-                    return quick  # already scanned
-                # below pgloader's priority: the scan takes the CPU pgloader leaves idle
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-                return preflight(source, workroot)
-
-            scan = scanner.submit(background_scan)
-
-            def confirm():
+            def verdict():
                 found = scan.result()
                 if found.total_rejects:
                     raise Restage(found)
+                return found
 
-            pre = quick
-            # the source's digest is computed beside pgloader too (hashlib releases the GIL)
-            digest = scanner.submit(file_sha256, source)
-            progress("pgloader into migration_stage")
+            hasher = ThreadPoolExecutor(1)
+            # the source's digest is computed beside pgloader (hashlib releases the GIL)
+            digest = hasher.submit(file_sha256, source)
             logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
-            timers = {t: 0.0 for t in TABLES}
-            t0 = time.monotonic()
             try:
                 try:
-                    staged = stage(dsn, quick, logdir, confirm=confirm if quick.load_path == source else None,
-                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
-                    pre = scan.result()
+                    _attempt(conn, dsn, source_timezone, report, progress, quick, logdir, analyze, empty,
+                             max_quarantine, digest, verdict if scan else None, restaged=False,
+                             started=started)
+                    pre = scan.result() if scan else quick
                 except Restage as again:
                     pre = again.pre
                     progress("pgloader into migration_stage (without the preflight's rejects)")
-                    staged = stage(dsn, pre, logdir / "restage",
-                                   after_small=lambda _c: map_small_tables(dsn, source_timezone, timers, progress))
-                finally:
-                    scanner.shutdown(wait=True)
-                report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
-                                     "logs": str(logdir)}
-                report["preflight"] = {"seconds": round(pre.seconds, 3), "rejected_rows": pre.rejects,
-                                       "restaged": pre is not quick and pre.total_rejects > 0}
-                map_predictions(dsn, source_timezone, timers, progress)
-            except psycopg.Error as exc:
-                raise HarnessError(f"mapping the staged rows failed (the target is unchanged): "
-                                   f"{str(exc).strip()}") from None
-            report["sha256"] = digest.result()
-            run_args = {"mode": report["mode"], "source": str(source), "sha256": report["sha256"],
-                        "timezone": source_timezone, "max_quarantine": max_quarantine,
-                        "fast_path": empty and not incremental}
-            report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
-            conn.autocommit = False
-            from concurrent.futures import ThreadPoolExecutor
-
-            # beside the transaction: the duplicates of predictions (the transaction writes the
-            # small tables meanwhile), then the source sides of the validation
-            side_pool = ThreadPoolExecutor(2)
-            try:
-                # statistics of the work table only serve the merge path's joins
-                mapped = side_pool.submit(finish_predictions, dsn, source_timezone, timers,
-                                          incremental or not empty)
-                sources = side_pool.submit(source_sides, dsn, mapped)
-                began = time.monotonic()
-                out = transform(conn, run_args, progress, timers, sources, mapped)
-                report["run_id"] = out["run_id"]
-                report["tables"] = out["tables"]
-                report["transaction_steps"] = out["steps"]
-                # mapping and transaction overlap by the duplicate marking of predictions
-                report["mapping_seconds"] = round(mapped.result() - t0 - staged.seconds, 3)
-                report["transaction_seconds"] = round(time.monotonic() - began, 3)
-                report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
-                report["seconds"] = round(time.monotonic() - started, 3)
-                report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
-                report["status"] = "committed"
-                progress("commit")
-                _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
-                conn.commit()
-                conn.autocommit = True
-                _call(conn, "clear_stage")  # the copies of the source rows go
-                shutil.rmtree(logdir, ignore_errors=True)  # kept only when a load fails
-                report["staging"].pop("logs", None)
-            except psycopg.Error as exc:
-                conn.rollback()
-                diag = exc.diag
-                where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
-                raise HarnessError(f"load rolled back, the target is unchanged: "
-                                   f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+                    _attempt(conn, dsn, source_timezone, report, progress, pre, logdir / "restage", analyze,
+                             empty, max_quarantine, digest, None, restaged=True, started=started)
             finally:
-                side_pool.shutdown(wait=True)
-                conn.autocommit = True
+                hasher.shutdown(wait=True)
+            shutil.rmtree(logdir, ignore_errors=True)  # kept only when a load fails
         except HarnessError as exc:
             if digest is not None and digest.done() and digest.exception() is None:
                 report.setdefault("sha256", digest.result())
@@ -704,8 +782,8 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         finally:
             if pre is not None and pre.workdir is not None:
                 shutil.rmtree(pre.workdir, ignore_errors=True)
-            if scan is not None and scan.done() and scan.exception() is None and scan.result().workdir:
-                shutil.rmtree(scan.result().workdir, ignore_errors=True)
+            if scan is not None:
+                scan.stop()
     report["seconds"] = round(time.monotonic() - started, 3)
     dbname = conninfo_to_dict(dsn).get("dbname", "db")
     path = (Path(report_path) if report_path

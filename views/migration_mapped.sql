@@ -120,16 +120,18 @@ from (
             when s.weather_conditions is not null then migration.try_jsonb(s.weather_conditions)
         end
             as weather_json,
-        migration.ts_kind(s.created_at) as created_kind,
-        migration.ts_kind(s.updated_at) as updated_kind,
+        migration.ts_kind_fast(s.created_at, e.fast_on) as created_kind,
+        migration.ts_kind_fast(s.updated_at, e.fast_on) as updated_kind,
         current_setting('hrp.source_timezone') as tz
     from migration_stage.races as s
     -- the enums' labels, read once per query (enum_range per row costs ~2 us a call): ARRAY(...)
-    -- of an uncorrelated subquery is an init plan, evaluated once
+    -- of an uncorrelated subquery is an init plan, evaluated once; so is the loader's fast path
+    -- setting (see ts_kind_fast)
     cross join (
         select
             array(select unnest(enum_range(null::race_type_enum))::text) as race_types,
-            array(select unnest(enum_range(null::surface_enum))::text) as surfaces
+            array(select unnest(enum_range(null::surface_enum))::text) as surfaces,
+            (select coalesce(current_setting('hrp.map_fast', true) = 'on', false)) as fast_on
     ) as e
     -- one evaluation of each parser per row (no flattening)
     offset 0  -- noqa: AM09
@@ -204,10 +206,14 @@ from (
         s.id::bigint as id_n,  -- staged SQLite rowids: always integers
         migration.parse_int(s.age) as age_n,
         migration.parse_num(s.weight) as weight_n,
-        migration.ts_kind(s.created_at) as created_kind,
-        migration.ts_kind(s.updated_at) as updated_kind,
+        migration.ts_kind_fast(s.created_at, f.fast_on) as created_kind,
+        migration.ts_kind_fast(s.updated_at, f.fast_on) as updated_kind,
         current_setting('hrp.source_timezone') as tz
     from migration_stage.horses as s
+    -- the loader's fast path setting (see ts_kind_fast), read once per query (an init plan)
+    cross join (
+        select (select coalesce(current_setting('hrp.map_fast', true) = 'on', false)) as fast_on
+    ) as f
     -- one evaluation of each parser per row (no flattening)
     offset 0  -- noqa: AM09
 ) as p;

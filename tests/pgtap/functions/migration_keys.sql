@@ -2,7 +2,7 @@
 -- keys of the spec's tables and restore_keys brings back the same definitions and comments.
 begin;
 create extension if not exists pgtap;
-select plan(6);
+select plan(8);
 
 create temp table before_keys as
 select
@@ -45,6 +45,20 @@ select is(
             and contype in ('f', 'p', 'u')
     ),
     0, 'predictions has no key or foreign key left (its CHECK stays)'
+);
+select migration.restore_keys(array['horses']);
+select set_eq(
+    $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
+      where indrelid = any(array['public.horses', 'public.predictions']::regclass[])$$,
+    $$select index_name, def from before_keys where def like '% ON public.horses %'$$,
+    'restore_keys(array[horses]): every key and index of horses, none of predictions yet'
+);
+select is(
+    (
+        select count(*)::int from pg_constraint
+        where conrelid = 'public.predictions'::regclass and contype = 'f'
+    ),
+    0, '... no foreign key yet'
 );
 select migration.restore_keys();
 select set_eq(

@@ -2,7 +2,7 @@
 -- produces, valid and invalid, and that none of them raises.
 begin;
 create extension if not exists pgtap;
-select plan(26);
+select plan(29);
 
 select is(migration.parse_int('42'), 42::bigint, 'parse_int: plain integer');
 select is(migration.parse_int('-7'), -7::bigint, 'parse_int: signed integer');
@@ -32,6 +32,25 @@ select is(migration.ts_kind('2024-01-01'), 'date', 'ts_kind: date only');
 select is(migration.ts_kind('1700000000'), 'epoch', 'ts_kind: epoch seconds');
 select is(migration.ts_kind('2024-01-01 24:00:00'), null, 'ts_kind: hour 24 is garbage');
 select is(migration.ts_kind('yesterday'), null, 'ts_kind: words are garbage');
+set local datestyle = 'ISO, YMD';
+select is(
+    migration.ts_kind_fast('2024-01-01 10:00:00', true), 'naive',
+    'ts_kind_fast: canonical ISO text is naive at once'
+);
+select is_empty(
+    $$select v from unnest(array[
+        '2024-01-01 10:00:00', '2024-01-01T10:00:00', '2024-01-01 10:00', '2024-01-01',
+        '1700000000', 'yesterday', '2024-01-01 23:59:60', '0044-03-15 12:00:00 BC',
+        '2024-01-01 10:00:00+02', 'infinity', '', null
+    ]) as v
+    where migration.ts_kind_fast(v, true) is distinct from migration.ts_kind(v)
+       or migration.ts_kind_fast(v, false) is distinct from migration.ts_kind(v)$$,
+    'ts_kind_fast: the same kind as ts_kind for every text a cast accepts, fast or not'
+);
+select throws_ok(
+    $$select migration.ts_kind_fast('2023-02-29 08:00:00', true)$$, '22008', null,
+    'ts_kind_fast: fast, a date that does not exist raises (map_rows maps again without)'
+);
 select is(
     migration.parse_ts('2024-06-01 10:00:00', 'naive', 'Europe/Paris'),
     '2024-06-01 08:00:00+00'::timestamptz,

@@ -2,7 +2,7 @@
 -- typed values of valid rows, the reasons of invalid ones, and the counted normalisations.
 begin;
 create extension if not exists pgtap;
-select plan(14);
+select plan(15);
 
 select set_config('hrp.source_timezone', 'UTC', true);
 insert into migration_stage.races values
@@ -126,6 +126,29 @@ select results_eq(
     $$select id, m::text from migration.predictions_mapped as m order by id$$,
     'predictions: the fast path gives every row exactly what the rules give (values, scale, '
     || 'reasons, normalisations)'
+);
+
+-- races and horses: the fast path of their timestamps (ts_kind_fast) gives what the rules give
+insert into migration_stage.horses values
+('1', 'Frankel', '5', '500', null, null, null, '2024-06-10 08:00:00', '2024-06-10T08:00:00'),
+('2', 'Dancer', '4', '450.05', null, null, null, '2024-06-10 08:00', '1700000000');
+select set_config('hrp.map_fast', 'on', true);
+create temp table small_fast as
+select
+    'races' as tbl,
+    m::text as mapped
+from migration.races_mapped as m
+union all
+select
+    'horses' as tbl,
+    m::text as mapped
+from migration.horses_mapped as m;
+select set_config('hrp.map_fast', 'off', true);
+select set_eq(
+    $$select tbl, mapped from small_fast$$,
+    $$select 'races', m::text from migration.races_mapped as m
+      union all select 'horses', m::text from migration.horses_mapped as m$$,
+    'races, horses: the fast path of their timestamps gives every row what the rules give'
 );
 
 select has_view('migration', 'users_mapped', 'view migration.users_mapped exists');
