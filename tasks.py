@@ -163,12 +163,13 @@ def sample(c, out, size="test", seed=1):
     print(f"wrote {path} ({size}, seed {seed})")
 
 
-@task(name="migration", help={"size": "production (default) or test", "seed": "generator seed"})
-def bench_migration(c, size="production", seed=1):
-    """Benchmark: full migration vs pgloader alone vs plain COPY, side by side; last line JSON."""
+@task(name="migration", help={"size": "production (default) or test", "seed": "generator seed",
+                               "repeat": "rounds of every phase, medians reported (default 3)"})
+def bench_migration(c, size="production", seed=1, repeat=3):
+    """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
     from hrp_harness.bench_migration import run
 
-    run(size=size, seed=int(seed))
+    run(size=size, seed=int(seed), repeat=int(repeat))
 
 
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",

@@ -1,16 +1,17 @@
 """`invoke bench.migration`: the migration's speed, measured side by side in one run (not a test).
 
 On a throwaway cluster (the project's conf/, sized like any other), with the production-size sample,
-after one unmeasured warm-up load, and with VACUUM (ANALYZE), CHECKPOINT and sync before each phase:
+after one unmeasured warm-up load, in `repeat` rounds (default 3) of the four phases, interleaved,
+each phase after VACUUM (ANALYZE), CHECKPOINT and sync; every figure is the median of its rounds:
   full      `invoke load` end to end into an empty deployed database (preflight, pgloader staging,
-            the one-transaction SQL transform with keys, checksums, accounting)
+            mapping, the one transaction with keys, checksums, accounting)
   pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (two
             processes, the spec's batch size per table, reconciled) and one process for all tables
             (batch rows 5000); pgloader_s is the faster of the two
   copy      the floor: sqlite3 CSV export + COPY of the same rows into unlogged text tables
 Peak memory is the largest summed RSS of this process and its children (pgloader, sqlite3) sampled
 every 20 ms during the phase (the server's own memory is not counted). The last line printed is one
-JSON object with full_s, pgloader_s, copy_s, rows (and more).
+JSON object with full_s, pgloader_s, copy_s, rows (and more, with every round's figures).
 """
 
 from __future__ import annotations
@@ -125,15 +126,20 @@ def _settle(cluster: Cluster, dbname: str) -> None:
     os.sync()
 
 
-def run(size: str = "production", seed: int = 1, echo=print) -> dict:
+def run(size: str = "production", seed: int = 1, repeat: int = 3, echo=print) -> dict:
+    from statistics import median
+
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    if repeat < 1:
+        raise HarnessError("--repeat must be at least 1")
+    # a terminal gets its own width; logs and pipes a wide table instead of rich's 80 columns
+    console = Console(width=None if os.isatty(1) else 160)
     base = make_server_dir(Path(tempfile.mkdtemp(prefix="hrp-bench-")), 0o700)
     cluster = Cluster(base / "pg")
     try:
-        echo(f"bench.migration: {size} sample (seed {seed}), throwaway cluster in {base}")
+        echo(f"bench.migration: {size} sample (seed {seed}), {repeat} round(s), throwaway cluster in {base}")
         source = sample.generate(base / f"sample-{size}.sqlite", size, seed)
         cluster.init().start()
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
@@ -141,65 +147,86 @@ def run(size: str = "production", seed: int = 1, echo=print) -> dict:
         apply(cluster.dsn("bench_template"), echo=lambda *_: None)
         # warm-up, not measured: one full load into a scratch database, so that the measured runs
         # find the server as a running one is (WAL segments to recycle instead of zero-filling
-        # new ones, warm caches) and every phase below starts from the same state
+        # new ones, warm caches)
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
             admin.execute("create database bench_warmup template bench_template")
         echo("bench.migration: warm-up load (not measured)")
         migrate.load(source, cluster.dsn("bench_warmup"), quiet=True, report_path=base / "warmup-report.json")
         with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
             admin.execute("drop database bench_warmup")
-            admin.execute("create database bench template bench_template")
-        dsn = cluster.dsn("bench")
-        _settle(cluster, "bench")
-
-        with PeakRss() as full_mem:
-            t0 = time.monotonic()
-            report = migrate.load(source, dsn, quiet=True, report_path=base / "full-report.json")
-            full_s = time.monotonic() - t0
-        rows = sum(t["source_rows"] for t in report["tables"].values())
-
         pre = migrate.preflight(source, base)
-        _settle(cluster, "bench")
-        with PeakRss() as pgl_mem:
-            t0 = time.monotonic()
-            migrate.stage(dsn, pre, base / "pgloader-only")
-            staging_s = time.monotonic() - t0
-        _settle(cluster, "bench")
-        with PeakRss() as single_mem:
-            single_s = _pgloader_single(source, dsn, base / "pgloader-single", rows)
+        dsn = cluster.dsn("bench")
+
+        # the phases in rounds, interleaved, so that a machine getting busier or quieter meanwhile
+        # weighs on all of them alike; each figure is the median of its rounds
+        phases = ("full", "staging", "single", "copy")
+        seconds: dict[str, list[float]] = {p: [] for p in phases}
+        peak: dict[str, float] = {p: 0.0 for p in phases}
+        reports = []
+        for round_no in range(1, repeat + 1):
+            echo(f"bench.migration: round {round_no} of {repeat}")
+            with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
+                admin.execute("drop database if exists bench")
+                admin.execute("create database bench template bench_template")
+            _settle(cluster, "bench")
+            with PeakRss() as mem:
+                t0 = time.monotonic()
+                reports.append(migrate.load(source, dsn, quiet=True,
+                                            report_path=base / f"full-report-{round_no}.json"))
+                seconds["full"].append(time.monotonic() - t0)
+            peak["full"] = max(peak["full"], mem.mb)
+            rows = sum(t["source_rows"] for t in reports[-1]["tables"].values())
+            _settle(cluster, "bench")
+            with PeakRss() as mem:
+                t0 = time.monotonic()
+                migrate.stage(dsn, pre, base / "pgloader-only")
+                seconds["staging"].append(time.monotonic() - t0)
+            peak["staging"] = max(peak["staging"], mem.mb)
+            _settle(cluster, "bench")
+            with PeakRss() as mem:
+                seconds["single"].append(_pgloader_single(source, dsn, base / "pgloader-single", rows))
+            peak["single"] = max(peak["single"], mem.mb)
+            _settle(cluster, "bench")
+            with PeakRss() as mem:
+                seconds["copy"].append(_copy_floor(source, dsn, base))
+            peak["copy"] = max(peak["copy"], mem.mb)
+
+        mid = {p: median(seconds[p]) for p in phases}
+        full_s, staging_s, single_s, copy_s = mid["full"], mid["staging"], mid["single"], mid["copy"]
         # the target compares with the FASTER way to run pgloader alone, so that a slower staging
         # configuration can never make the ratio look better
         pgloader_s = min(staging_s, single_s)
+        report = reports[-1]
 
-        _settle(cluster, "bench")
-        with PeakRss() as copy_mem:
-            copy_s = _copy_floor(source, dsn, base)
-
-        table = Table(title=f"SQLite -> PostgreSQL, {rows:,} rows ({size} sample), one run on this machine",
-                      title_justify="left")
-        for col in ("phase", "seconds", "rows/s", "peak RSS MB", "x copy", "x pgloader"):
+        table = Table(title=f"SQLite -> PostgreSQL, {rows:,} rows ({size} sample), one run on this machine, "
+                            f"median of {repeat} round(s)", title_justify="left")
+        for col in ("phase", "seconds", "min-max", "rows/s", "peak RSS MB", "x copy", "x pgloader"):
             table.add_column(col, justify="right" if col != "phase" else "left")
-        for name, secs, mem in (("full migration (invoke load)", full_s, full_mem.mb),
-                                ("pgloader alone: the loader's staging (2 processes)", staging_s, pgl_mem.mb),
-                                ("pgloader alone: 1 process, all tables", single_s, single_mem.mb),
-                                ("plain COPY floor (CSV export + COPY)", copy_s, copy_mem.mb)):
-            table.add_row(name, f"{secs:.2f}", f"{rows / secs:,.0f}", f"{mem}", f"{secs / copy_s:.2f}",
+        for name, phase in (("full migration (invoke load)", "full"),
+                            ("pgloader alone: the loader's staging (2 processes)", "staging"),
+                            ("pgloader alone: 1 process, all tables", "single"),
+                            ("plain COPY floor (CSV export + COPY)", "copy")):
+            secs = mid[phase]
+            table.add_row(name, f"{secs:.2f}", f"{min(seconds[phase]):.2f}-{max(seconds[phase]):.2f}",
+                          f"{rows / secs:,.0f}", f"{peak[phase]}", f"{secs / copy_s:.2f}",
                           f"{secs / pgloader_s:.2f}")
         console.print(table)
-        console.print(f"full migration phases: preflight {report['preflight']['seconds']} s, "
-                      f"staging {report['staging']['seconds']} s, transform {report['transform_seconds']} s "
-                      f"(quarantined {report['quarantined_total']}, checksums "
-                      f"{'all match' if all(t['checksum_match'] for t in report['tables'].values()) else 'MISMATCH'})")
+        console.print(f"full migration phases (last round): preflight {report['preflight']['seconds']} s, "
+                      f"staging {report['staging']['seconds']} s, mapping {report['mapping_seconds']} s, "
+                      f"transaction {report['transaction_seconds']} s (quarantined {report['quarantined_total']}, "
+                      f"checksums {'all match' if all(t['checksum_match'] for t in report['tables'].values()) else 'MISMATCH'})")
         met = full_s <= TARGET_RATIO * pgloader_s and full_s < TARGET_SECONDS
         console.print(f"target full_s <= {TARGET_RATIO} x pgloader_s and < {TARGET_SECONDS} s: "
                       f"{'met' if met else 'NOT met'} ({full_s / pgloader_s:.2f} x)")
         result = {"full_s": round(full_s, 3), "pgloader_s": round(pgloader_s, 3), "copy_s": round(copy_s, 3),
                   "rows": rows, "full_over_pgloader": round(full_s / pgloader_s, 3), "target_met": met,
+                  "repeat": repeat, "rounds_s": {p: [round(x, 3) for x in seconds[p]] for p in phases},
                   "preflight_s": report["preflight"]["seconds"], "staging_s": report["staging"]["seconds"],
+                  "mapping_s": report["mapping_seconds"], "transaction_s": report["transaction_seconds"],
                   "transform_s": report["transform_seconds"],
                   "pgloader_staging_s": round(staging_s, 3), "pgloader_single_s": round(single_s, 3),
-                  "peak_rss_mb": {"full": full_mem.mb, "pgloader": pgl_mem.mb, "pgloader_single": single_mem.mb,
-                                  "copy": copy_mem.mb},
+                  "peak_rss_mb": {"full": peak["full"], "pgloader": peak["staging"],
+                                  "pgloader_single": peak["single"], "copy": peak["copy"]},
                   "size": size, "seed": seed}
         print(json.dumps(result))
         return result
