@@ -2,13 +2,12 @@
 
 Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in functions/migration_*.sql):
   1. source schema check   the SQLite file's tables/columns against data/sqlite/schema.sql
-  2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (which make
-                           pgloader 3.6 silently cut a value at a NUL, or drop the rest of a table);
-                           such rows are kept out of
-                           pgloader in a working copy and staged as escaped JSON for the quarantine.
-                           Files of 8 MB and more: this content scan runs beside steps 3-5 (a
-                           process on idle CPU) and the commit waits for its verdict (rows found:
-                           roll back, stage again)
+  2. preflight             SQL over the SQLite file: BLOBs, NUL bytes, invalid UTF-8 (pgloader 3.6
+                           silently cuts a value at a NUL, drops the rest of a table at invalid
+                           UTF-8); such rows are kept out of pgloader in a working copy and staged
+                           as escaped JSON for the quarantine. Files of 8 MB and more: this content
+                           scan runs beside steps 3-5 (a process on idle CPU) and the commit waits
+                           for its verdict (rows found: roll back, stage again)
   3. staging               pgloader, one command file per table (the spec's batch size each) in two
                            processes, into migration_stage.* (UNLOGGED, all text); exit status never
                            trusted: staged count(*) must equal the source's count(*) per table
@@ -677,15 +676,15 @@ def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflig
         conn.autocommit = True
         _call(conn, "clear_stage")  # the copies of the source rows go
         report["staging"].pop("logs", None)
-    except Restage:
-        conn.rollback()
-        raise
     except psycopg.Error as exc:
         conn.rollback()
         diag = exc.diag
         where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
         raise HarnessError(f"load rolled back, the target is unchanged: "
                            f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+    except BaseException:  # Restage, a failed content scan, an interrupt: nothing is committed
+        conn.rollback()
+        raise
     finally:
         side_pool.shutdown(wait=True)
         conn.autocommit = True
@@ -739,8 +738,9 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         try:
             progress("source schema check")
             # small files: the full preflight first (milliseconds, and no second pgloader pass when
-            # it finds rows); big files: the content scan runs beside pgloader
+            # it finds rows); big files: the fast checks now, the content scan in the background
             quick = preflight(source, workroot, scan=source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES)
+            pre = quick
             # big files: the content scan (BLOBs, NULs, UTF-8) of the original file runs in the
             # background from the start, on CPU the load leaves idle; the commit waits for its
             # verdict. If it finds rows pgloader cannot carry, the transaction rolls back and
