@@ -352,7 +352,6 @@ $$;
 comment on function migration.sync_quarantine(bigint, text) is
 'Makes migration.quarantine for one table equal to this load''s quarantined rows (idempotent).';
 
--- The target columns a load writes: those of the mapping view that the target table has.
 -- Bulk path: the loader inserts predictions while their duplicates are still being marked on a
 -- connection of its own; the rows marked meanwhile leave the target again here (and the count of
 -- inserted rows drops by as many).
@@ -382,6 +381,7 @@ comment on function migration.remove_quarantined(text) is
 'Deletes from the target table the rows its work table now quarantines (duplicates marked after
 the insert); returns how many.';
 
+-- The target columns a load writes: those of the mapping view that the target table has.
 create or replace function migration.load_columns(p_table text)
 returns text[]
 language sql stable
