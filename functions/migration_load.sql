@@ -1,8 +1,10 @@
--- The steps of one SQLite -> PostgreSQL load (issue 3), called in order by the loader
--- (hrp_harness/migrate.py) inside ONE transaction, so a load commits completely or not at all:
---   begin_run -> map_table (parents first; orphans marked while mapping) -> mark_duplicates
---   -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children first for
---   deletes) -> [restore_keys] -> finish_table (checksums, sequences, accounting) -> finish_run.
+-- The steps of one SQLite -> PostgreSQL load (issue 3), called by the loader (hrp_harness/migrate.py).
+-- Mapping, on connections of their own (the target is not written): map_table (parents first;
+-- predictions in parts, map_begin -> map_rows ... -> map_end; orphans marked while mapping) ->
+-- mark_duplicates. Then ONE transaction, so a load commits completely or not at all:
+--   begin_run -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children
+--   first for deletes) -> [remove_quarantined] -> [restore_keys] -> finish_table (checksums,
+--   sequences, accounting) -> finish_run.
 -- Work tables are UNLOGGED scratch tables migration_stage.m_<table>; the staged text rows come from
 -- pgloader.
 -- requires: schema/0010_migration.sql, functions/migration_parse.sql, views/migration_mapped.sql,
