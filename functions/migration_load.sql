@@ -1,4 +1,4 @@
--- The steps of one SQLite -> PostgreSQL load (issue 3), called by the loader (hrp_harness/migrate.py).
+-- The steps of one SQLite -> PostgreSQL load (issue 3), called by hrp_harness/migrate.py.
 -- Mapping, on connections of their own (the target is not written): map_table (parents first;
 -- predictions in parts, map_begin -> map_rows ... -> map_end; orphans marked while mapping) ->
 -- mark_duplicates. Then ONE transaction, so a load commits completely or not at all:
