@@ -55,10 +55,14 @@ comment on function migration.drop_keys(text[]) is
 'Drops (remembering) the keys, indexes and foreign keys of the given public tables, for a
 bulk load.';
 
--- p_tables: only the keys and indexes of these tables, now (the loader restores horses while the
--- predictions work table is still being completed); NULL: all that is left, foreign keys last
+-- p_tables: only the keys and indexes of these tables, now, and (p_unique false) not their UNIQUE
+-- constraints (the loader builds predictions' while rows its mapping may still quarantine as
+-- duplicates are in the table); NULL: all that is left, foreign keys last
 drop function if exists migration.restore_keys();
-create or replace function migration.restore_keys(p_tables text[] default null)
+drop function if exists migration.restore_keys(text[]);
+create or replace function migration.restore_keys(
+    p_tables text[] default null, p_unique boolean default true
+)
 returns bigint
 language plpgsql
 as $$
@@ -71,9 +75,12 @@ begin
         select * from m_keys
         where
             p_tables is null
-            or (kind <> 'fk' and tbl = any(
-                select format('public.%I', t)::regclass from unnest(p_tables) as t
-            ))
+            or (
+                kind <> 'fk' and tbl = any(
+                    select format('public.%I', t)::regclass from unnest(p_tables) as t
+                )
+                and (p_unique or (ddl not like 'UNIQUE%' and ddl not like 'CREATE UNIQUE%'))
+            )
         order by case kind when 'key' then 1 when 'index' then 2 else 3 end, seq
     loop
         if v_rec.kind = 'index' then
@@ -96,6 +103,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.restore_keys(text[]) is
+comment on function migration.restore_keys(text[], boolean) is
 'Re-creates what drop_keys dropped (keys, then indexes, then foreign keys), with their comments:
-only the keys and indexes of p_tables, or (NULL) all that is left.';
+only the keys and indexes of p_tables (without UNIQUE constraints unless p_unique), or (NULL) all
+that is left.';

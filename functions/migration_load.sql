@@ -1,7 +1,7 @@
 -- The steps of one SQLite -> PostgreSQL load (issue 3), called by hrp_harness/migrate.py.
--- Mapping, on connections of their own (the target is not written): map_table (parents first;
--- predictions in parts, map_begin -> map_rows ... -> map_end; orphans marked while mapping) ->
--- mark_duplicates. Then ONE transaction, so a load commits completely or not at all:
+-- Mapping, on connections of their own (the target is not written): map_table, predictions in parts
+-- (map_begin -> map_rows ... -> map_end), then mark_duplicates of the parents, mark_orphans,
+-- mark_duplicates of predictions. Then ONE transaction, so a load commits completely or not at all:
 --   begin_run -> sync_quarantine -> [drop_keys] -> apply_table (parents first for upserts, children
 --   first for deletes) -> [remove_quarantined] -> [restore_keys] -> finish_table (checksums,
 --   sequences, accounting) -> finish_run.
@@ -57,31 +57,15 @@ comment on function migration.map_begin(text) is
 create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
 returns bigint
 language plpgsql
--- hash joins with the parents' work tables (predictions), whatever the planner guesses
-set enable_nestloop = off
 -- the text form the fast path of predictions_mapped compares with (any other style is correct too,
 -- only slower: no staged ISO text equals it, every row takes the rules)
 set datestyle = 'ISO, YMD'
 as $$
 declare
     v_rows bigint;
-    v_cols text;
     v_sql text;
     v_from bigint;
     v_to bigint;
-    -- a prediction that passes its own rules but whose race or horse does not exist or does not
-    -- migrate is quarantined, naming the parent (the parents' work tables are complete: the
-    -- loader maps them first)
-    v_orphan constant text := $r$case when v.reason is not null then v.reason else nullif(concat_ws(
-        '; ',
-        case
-            when r.id is null then format('race_id: races id %s does not exist', v.race_id)
-            when r.reason is not null then format('race_id: parent races id %s is quarantined', v.race_id)
-        end,
-        case
-            when h.id is null then format('horse_id: horses id %s does not exist', v.horse_id)
-            when h.reason is not null then format('horse_id: parent horses id %s is quarantined', v.horse_id)
-        end), '') end$r$;
 begin
     -- the part: a range of the staged table's blocks (the last part runs to its end), read by the
     -- mapping view of predictions from these settings as a TID range scan; other tables map whole
@@ -101,30 +85,10 @@ begin
     ) as b;
     perform set_config('hrp.map_from_block', v_from::text, true);
     perform set_config('hrp.map_to_block', coalesce(v_to::text, ''), true);
-    if p_table = 'predictions' then
-        -- orphans are decided in the same pass over the rows (no second pass updating them)
-        select string_agg(
-            case a.attname when 'reason' then v_orphan else format('v.%I', a.attname) end, ', '
-            order by a.attnum
-        )
-        into v_cols
-        from pg_attribute as a
-        where
-            a.attrelid = 'migration.predictions_mapped'::regclass and a.attnum > 0
-            and not a.attisdropped;
-        v_sql := format(
-            'insert into migration_stage.m_predictions select %s, null::jsonb
-             from migration.predictions_mapped as v
-             left join migration_stage.m_races as r on r.id = v.race_id
-             left join migration_stage.m_horses as h on h.id = v.horse_id',
-            v_cols
-        );
-    else
-        v_sql := format(
-            'insert into migration_stage.%I select *, null::jsonb from migration.%I',
-            'm_' || p_table, p_table || '_mapped'
-        );
-    end if;
+    v_sql := format(
+        'insert into migration_stage.%I select *, null::jsonb from migration.%I',
+        'm_' || p_table, p_table || '_mapped'
+    );
     -- the fast paths of the mapping views first (canonical values by plain casts)
     perform set_config('hrp.map_fast', 'on', true);
     begin
@@ -145,8 +109,8 @@ end
 $$;
 comment on function migration.map_rows(text, bigint, bigint) is
 'Maps part p_part of p_parts (block ranges of the staged table; only predictions is split) of
-the staged rows of a table; the orphans of predictions are quarantined in the same pass, naming
-the parent. Duplicates are marked afterwards, over the whole work table (mark_duplicates).';
+the staged rows of a table into its work table. Orphans (mark_orphans) and duplicates
+(mark_duplicates) are marked afterwards, over the whole work table.';
 
 -- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
 -- it whole; the merge path's joins want them)
@@ -223,9 +187,54 @@ $$;
 comment on function migration.clear_stage() is
 'Empties every staging and work table (they hold copies of the source rows).';
 
--- Orphans (children of rows that do not migrate) are decided by map_rows, in the mapping pass.
-drop function if exists migration.mark_orphans();
+-- Orphans: a prediction that passes its own rules but whose race or horse does not exist or does
+-- not migrate is quarantined, naming the parent. Runs once the parents' work tables are complete
+-- (duplicates marked) and before the duplicates of predictions are marked (a duplicate group's
+-- lowest id must be a row that migrates).
 drop function if exists migration.mark_orphans(bigint, bigint);
+create or replace function migration.mark_orphans()
+returns bigint
+language plpgsql
+-- the work tables may have no statistics yet: hash joins suit any size
+set enable_nestloop = off
+as $$
+declare
+    v_rows bigint;
+begin
+    update migration_stage.m_predictions as m
+    set reason = o.reason
+    from (
+        select
+            p.ctid as row_tid,
+            concat_ws(
+                '; ',
+                case
+                    when r.id is null then format('race_id: races id %s does not exist', p.race_id)
+                    when r.reason is not null
+                        then format('race_id: parent races id %s is quarantined', p.race_id)
+                end,
+                case
+                    when h.id is null then format('horse_id: horses id %s does not exist', p.horse_id)
+                    when h.reason is not null
+                        then format('horse_id: parent horses id %s is quarantined', p.horse_id)
+                end
+            ) as reason
+        from migration_stage.m_predictions as p
+        left join migration_stage.m_races as r on p.race_id = r.id
+        left join migration_stage.m_horses as h on p.horse_id = h.id
+        where
+            p.reason is null
+            and (r.id is null or r.reason is not null or h.id is null or h.reason is not null)
+    ) as o
+    where m.ctid = o.row_tid;
+    get diagnostics v_rows = row_count;
+    return v_rows;
+end
+$$;
+comment on function migration.mark_orphans() is
+'Quarantines the predictions whose race or horse does not exist or does not migrate, naming the
+parent; returns how many.';
+
 
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it. Over the whole

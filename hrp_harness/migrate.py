@@ -11,9 +11,9 @@ Phases (the data work is SQL: SQLite queries here, PostgreSQL functions in funct
   3. staging               pgloader, one command file per table (the spec's batch size each) in two
                            processes, into migration_stage.* (UNLOGGED, all text); exit status never
                            trusted: staged count(*) must equal the source's count(*) per table
-  4. mapping               staged text -> typed work tables (rules per column, orphans, duplicates),
-                           the small tables while pgloader still loads predictions, predictions in
-                           two parts on two connections; the target is not written
+  4. mapping               staged text -> typed work tables (rules per column, orphans, duplicates):
+                           predictions in two parts on two connections, then the small tables,
+                           orphans and duplicates on a third beside step 5; the target is not written
   5. transaction           ONE transaction: quarantine, insert/merge, keys, checksums, sequences,
                            accounting; commit or roll back as a whole
   6. report                rich table per source table + JSON file
@@ -337,11 +337,10 @@ class BackgroundScan:
             shutil.rmtree(self._found.workdir, ignore_errors=True)
 
 
-def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None) -> Staging:
-    """pgloader into migration_stage (truncated first): predictions, and the small tables, side by side.
-    `after_small(conn)` runs (mapping the small tables) while predictions still loads; then the
-    reconciliation of every table. On a mismatch, `confirm()` (a pending content scan's verdict)
-    first: rows it finds raise Restage."""
+def stage(dsn: str, pre: Preflight, logdir: Path, confirm=None) -> Staging:
+    """pgloader into migration_stage (truncated first): predictions, and the small tables, side by side;
+    then the reconciliation of every table. On a mismatch, `confirm()` (a pending content scan's
+    verdict) first: rows it finds raise Restage."""
     started = time.monotonic()
     if shutil.which("pgloader") is None:
         raise HarnessError("pgloader not found: install the Debian package pgloader (./hrp setup does)")
@@ -373,12 +372,8 @@ def stage(dsn: str, pre: Preflight, logdir: Path, after_small=None, confirm=None
                 procs.append(subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
                                               preexec_fn=_die_with_parent))
         try:
-            for lane, proc in zip(lanes, procs):
+            for proc in procs:
                 proc.wait(timeout=3600)
-                if after_small is not None and lane is lanes[0]:  # every small table is staged
-                    # mapping needs no verdict yet: nothing reaches the target before the
-                    # reconciliation below, and a restage maps again
-                    after_small(conn)
             try:
                 _reconcile(conn, pre, tables, logdir, result)
             except HarnessError:
@@ -482,28 +477,13 @@ def _map_conn(dsn: str, timezone: str):
     return conn
 
 
-def map_small_tables(dsn: str, timezone: str, timers: dict, progress) -> None:
-    """Work tables of the parent and small tables (runs while pgloader still loads predictions),
-    analyzed: the mapping of predictions joins the parents' (estimates without statistics make the
-    planner sort both sides for merge joins, a third slower)."""
-    with _map_conn(dsn, timezone) as conn:
-        for table in TABLES:
-            if table == "predictions":
-                continue
-            progress(f"map {table}")
-            began = time.monotonic()
-            _call(conn, "map_table", table)
-            _call(conn, "mark_duplicates", table)
-            timers[table] += time.monotonic() - began
-
-
 def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int = 2) -> None:
     """The predictions work table, mapped in `parts` parts (ranges of the staged table's blocks) on
-    as many connections at once, orphans (against the parents' work tables) marked in the same
-    pass. finish_predictions() then marks the duplicates."""
+    as many connections at once: the rules of each row (orphans and duplicates are marked by
+    finish_mapping)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    progress(f"map predictions and orphans ({parts} connections)")
+    progress(f"map predictions ({parts} connections)")
     began = time.monotonic()
     with _map_conn(dsn, timezone) as conn:
         _call(conn, "map_begin", "predictions")
@@ -517,39 +497,49 @@ def map_predictions(dsn: str, timezone: str, timers: dict, progress, parts: int 
     timers["predictions"] += time.monotonic() - began
 
 
-def finish_predictions(dsn: str, timezone: str, timers: dict, analyze: bool) -> tuple[float, int]:
-    """The duplicates of predictions, over the whole work table, and its completion (map_end); runs
-    on a connection of its own while the load's transaction starts. Returns the monotonic time it
-    finished and how many duplicates it marked."""
-    began = time.monotonic()
+def finish_mapping(dsn: str, timezone: str, analyze: bool) -> dict:
+    """The rest of the mapping, on a connection of its own while the load's transaction starts
+    (it reads and writes the work tables only): the small tables' work tables and their
+    duplicates, then the orphans and the duplicates of predictions (in that order: a duplicate
+    group keeps a row that migrates), and the predictions work table's completion (map_end).
+    Returns {"finished": monotonic time, "quarantined_predictions": orphans + duplicates marked,
+    "seconds": per table}."""
+    seconds = {t: 0.0 for t in TABLES}
     with _map_conn(dsn, timezone) as conn:
-        duplicates = _call(conn, "mark_duplicates", "predictions")
+        for table in TABLES:
+            if table == "predictions":
+                continue
+            began = time.monotonic()
+            # analyzed always: the orphan marking joins the parents' work tables (estimates without
+            # statistics make the planner sort both sides for merge joins, a third slower)
+            _call(conn, "map_table", table)
+            _call(conn, "mark_duplicates", table)
+            seconds[table] += time.monotonic() - began
+        began = time.monotonic()
+        marked = _call(conn, "mark_orphans") + _call(conn, "mark_duplicates", "predictions")
         _call(conn, "map_end", "predictions", analyze)
-    timers["predictions"] += time.monotonic() - began
-    return time.monotonic(), duplicates
+        seconds["predictions"] += time.monotonic() - began
+    return {"finished": time.monotonic(), "quarantined_predictions": marked, "seconds": seconds}
 
 
 def source_sides(dsn: str, mapped=None) -> dict:
     """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
     the work tables, on a connection of its own: runs while the load's transaction writes the target
-    (it reads the work tables only, which that transaction does not write). `mapped`: a future the
-    predictions work table is complete with."""
+    (it reads the work tables only, which that transaction does not write). `mapped`: a future of
+    finish_mapping(), awaited first."""
+    if mapped is not None:
+        mapped.result()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("set jit = off")
         conn.execute("set max_parallel_workers_per_gather = 0")
-        sides = {}
-        for table in TABLES:
-            if table == "predictions" and mapped is not None:
-                mapped.result()
-            sides[table] = _call(conn, "source_side", table)
-        return sides
+        return {table: _call(conn, "source_side", table) for table in TABLES}
 
 
 def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=None) -> dict:
     """The target-writing steps (functions/migration_*.sql) in the caller's open transaction.
     `sources`: a future of source_sides(), else finish_table computes the source side itself.
-    `mapped`: a future the predictions work table is complete with (finish_predictions); the bulk
-    path writes the small tables meanwhile."""
+    `mapped`: a future of finish_mapping() (every work table complete); the bulk path inserts
+    predictions and builds their keys and indexes meanwhile."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
@@ -570,32 +560,37 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=
         return out
 
     def wait_mapped() -> int:
-        """Duplicates the predictions work table got marked (0 without `mapped`)."""
+        """Orphans and duplicates of predictions marked (0 without `mapped`)."""
         if mapped is None:
             return 0
-        progress("mark duplicate predictions")
+        progress("map the small tables, orphans and duplicates")
         began = time.monotonic()
-        _, duplicates = mapped.result()
-        steps["wait for the predictions work table"] = round(time.monotonic() - began, 3)
-        return duplicates
+        done = mapped.result()
+        steps["wait for the work tables"] = round(time.monotonic() - began, 3)
+        for table, seconds in done["seconds"].items():
+            timer[table] += seconds
+        return done["quarantined_predictions"]
 
     small = [t for t in TABLES if t != "predictions"]
-    fast = run_args["fast_path"]
-    if fast:
-        for table in small:
-            step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
+    if run_args["fast_path"]:
         # the two big tables only: the small ones' indexes cost less to maintain than to rebuild
         step("drop keys and indexes of horses, predictions (bulk load)", "drop_keys", ["horses", "predictions"])
+        # while the rest of the mapping runs beside: the predictions that pass their own rules go
+        # in and get their keys and indexes; those it then quarantines (orphans, duplicates) leave
+        # again before the foreign keys
+        step("insert predictions", "apply_table", "predictions", "insert", table="predictions")
+        # not its UNIQUE constraint yet: duplicates still to be marked are in the table
+        step("rebuild primary key and indexes of predictions", "restore_keys", ["predictions"], False,
+             table="predictions")
+        quarantined = wait_mapped()
+        for table in TABLES:
+            step(f"quarantine {table}", "sync_quarantine", run, table, table=table)
         for table in small:
             step(f"insert {table}", "apply_table", table, "insert", table=table)
-        step("rebuild keys and indexes of horses", "restore_keys", ["horses"])
-        # while the duplicates of predictions are marked beside: the rows that migrate so far go in,
-        # those marked meanwhile leave again
-        step("insert predictions", "apply_table", "predictions", "insert", table="predictions")
-        if wait_mapped():
-            step("remove duplicate predictions", "remove_quarantined", "predictions", table="predictions")
-        step("quarantine predictions", "sync_quarantine", run, "predictions", table="predictions")
-        step("rebuild keys, indexes, foreign keys of predictions", "restore_keys")
+        step("rebuild keys and indexes of horses", "restore_keys", ["horses"], table="horses")
+        if quarantined:
+            step("remove quarantined predictions", "remove_quarantined", "predictions", table="predictions")
+        step("rebuild unique key of predictions, foreign keys", "restore_keys")
     else:
         wait_mapped()  # deletes go children first
         for table in TABLES:
@@ -625,14 +620,10 @@ def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflig
     from concurrent.futures import ThreadPoolExecutor
 
     timers = {t: 0.0 for t in TABLES}
-
-    def map_small(_conn):
-        map_small_tables(dsn, timezone, timers, progress)
-
     progress("pgloader into migration_stage")
     t0 = time.monotonic()
     try:
-        staged = stage(dsn, pre, logdir, after_small=map_small, confirm=verdict)
+        staged = stage(dsn, pre, logdir, confirm=verdict)
         report["staging"] = {"seconds": round(staged.seconds, 3), "tables": staged.per_table,
                              "logs": str(logdir)}
         map_predictions(dsn, timezone, timers, progress)
@@ -645,19 +636,19 @@ def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflig
                 "fast_path": empty and report["mode"] == "full"}
     report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
     conn.autocommit = False
-    # beside the transaction: the duplicates of predictions (the transaction writes the small
-    # tables meanwhile), then the source sides of the validation
+    # beside the transaction: the rest of the mapping (small tables, orphans, duplicates), then
+    # the source sides of the validation
     side_pool = ThreadPoolExecutor(2)
     try:
-        mapped = side_pool.submit(finish_predictions, dsn, timezone, timers, analyze)
+        mapped = side_pool.submit(finish_mapping, dsn, timezone, analyze)
         sources = side_pool.submit(source_sides, dsn, mapped)
         began = time.monotonic()
         out = transform(conn, run_args, progress, timers, sources, mapped)
         report["run_id"] = out["run_id"]
         report["tables"] = out["tables"]
         report["transaction_steps"] = out["steps"]
-        # mapping and transaction overlap by the duplicate marking of predictions
-        report["mapping_seconds"] = round(mapped.result()[0] - t0 - staged.seconds, 3)
+        # mapping and transaction overlap (the rest of the mapping runs beside the transaction)
+        report["mapping_seconds"] = round(mapped.result()["finished"] - t0 - staged.seconds, 3)
         report["transaction_seconds"] = round(time.monotonic() - began, 3)
         report["transform_seconds"] = round(time.monotonic() - t0 - staged.seconds, 3)
         if verdict is not None:

@@ -145,6 +145,34 @@ def test_scan_verdict_before_commit_rolls_back_and_restages(schema_db, tmp_path,
         assert conn.execute("select status from migration.runs").fetchall() == [("committed",)]
 
 
+def test_bulk_path_exact_duplicates_and_orphans_leave_before_the_keys(schema_db, tmp_path):
+    """The bulk path inserts predictions and builds their primary key and indexes while their
+    orphans and duplicates are still being marked beside: an exact duplicate (which the UNIQUE
+    constraint would refuse) and an orphan are quarantined and the keys come out whole."""
+    source = tmp_path / "dups.sqlite"
+    con = new_sqlite(source)
+    con.execute("insert into races (id, race_name, race_date) values (1, 'Derby', '2024-06-01')")
+    con.execute("insert into horses (id, horse_name) values (1, 'Frankel'), (2, 'Dancer')")
+    for row in ("1, 1, 1, 0.5, 0.5, 'v1', '2024-06-01 10:00:00'",
+                "2, 1, 1, 0.6, 0.4, 'v1', '2024-06-01 10:00:00'",   # exact key duplicate of 1
+                "3, 1, 2, 0.7, 0.3, 'v1', '2024-06-01 10:00:00'",
+                "4, 7, 2, 0.7, 0.3, 'v1', '2024-06-01 10:00:00'"):  # race 7 does not exist
+        con.execute(f"insert into predictions values ({row})")
+    con.close()
+    report = load(source, schema_db)
+    assert report["path"] == "bulk (empty target)"
+    predictions = report["tables"]["predictions"]
+    assert (predictions["migrated_rows"], predictions["quarantined_rows"], predictions["inserted_rows"]) == (2, 2, 2)
+    with psycopg.connect(schema_db) as conn:
+        assert [r[0] for r in conn.execute("select id from public.predictions order by id")] == [1, 3]
+        assert reasons(conn, "predictions") == {
+            2: "duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version)) (lowest id kept)",
+            4: "race_id: races id 7 does not exist"}
+        assert conn.execute(
+            "select count(*) from pg_constraint where conrelid = 'public.predictions'::regclass "
+            "and contype in ('p', 'u', 'f')").fetchone()[0] == 4
+
+
 def reasons(conn, table):
     return dict(conn.execute(
         "select source_id, reason from migration.quarantine where source_table = %s", (table,)).fetchall())

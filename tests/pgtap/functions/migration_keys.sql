@@ -2,7 +2,7 @@
 -- keys of the spec's tables and restore_keys brings back the same definitions and comments.
 begin;
 create extension if not exists pgtap;
-select plan(8);
+select plan(9);
 
 create temp table before_keys as
 select
@@ -46,12 +46,20 @@ select is(
     ),
     0, 'predictions has no key or foreign key left (its CHECK stays)'
 );
+select migration.restore_keys(array['predictions'], false);
+select set_eq(
+    $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
+      where indrelid = 'public.predictions'::regclass$$,
+    $$select index_name, def from before_keys
+      where def like '% ON public.predictions %' and index_name <> 'unique_race_horse_prediction'$$,
+    'restore_keys(array[predictions], false): the keys and indexes of predictions but its UNIQUE'
+);
 select migration.restore_keys(array['horses']);
 select set_eq(
     $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
-      where indrelid = any(array['public.horses', 'public.predictions']::regclass[])$$,
+      where indrelid = 'public.horses'::regclass$$,
     $$select index_name, def from before_keys where def like '% ON public.horses %'$$,
-    'restore_keys(array[horses]): every key and index of horses, none of predictions yet'
+    'restore_keys(array[horses]): every key and index of horses'
 );
 select is(
     (

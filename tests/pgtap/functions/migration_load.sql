@@ -3,7 +3,7 @@
 -- trigger kept off the source timestamps.
 begin;
 create extension if not exists pgtap;
-select plan(24);
+select plan(26);
 
 -- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test
 -- first empties them inside its own transaction, which the final rollback undoes. TRUNCATE locks
@@ -64,9 +64,17 @@ select is(
 select is(
     (
         select count(*)::int from migration_stage.m_predictions
+        where reason is not null
+    ), 0,
+    'map_rows applies the rules of each row only (no orphans yet)'
+);
+select is(migration.mark_orphans(), 2::bigint, 'mark_orphans quarantines the orphans');
+select is(
+    (
+        select count(*)::int from migration_stage.m_predictions
         where reason like '%parent%'
     ), 2,
-    'map_rows marks the orphans as it maps them'
+    '... naming their parent'
 );
 -- enough rows for several blocks: the parts split them between them, none twice, none left out
 insert into migration_stage.predictions (
@@ -123,6 +131,7 @@ select is(
 delete from migration_stage.predictions
 where id = '5';
 select migration.map_table('predictions');
+select migration.mark_orphans();
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
 select results_eq(
     $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
