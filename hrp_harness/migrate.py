@@ -49,7 +49,7 @@ PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
 TABLES = ("races", "horses", "users", "api_credentials", "predictions")
 BATCH_ROWS = {"races": 1000, "horses": 2000, "predictions": 5000, "users": 500, "api_credentials": 10}
 REJECTS = "hrp_preflight_rejects"
-#: Source files at least this big are scanned by the preflight while pgloader already loads them.
+#: Source files at least this big get their content scan in the background, beside the load.
 SCAN_BESIDE_PGLOADER_BYTES = 8 * 2**20
 # pg_advisory_lock key private to the loader: one load at a time per database.
 LOAD_LOCK_KEY = int.from_bytes(hashlib.sha256(b"hrp_load").digest()[:8], "big", signed=True)
@@ -143,7 +143,7 @@ def _escaped(col: str) -> str:
 
 def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
     """Counts, schema check, and (scan) the rows pgloader cannot carry (SQL queries, no row loops).
-    scan=False stops after the fast checks: the loader scans while pgloader already runs."""
+    scan=False stops after the fast checks (the loader runs the content scan in the background)."""
     started = time.monotonic()
     if not source.is_file():
         raise HarnessError(f"--sqlite {source}: no such file")

@@ -179,7 +179,7 @@ def reasons(conn, table):
 
 
 def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, monkeypatch):
-    # the big-file path: the content scan runs beside pgloader, finds the rows, staging restarts
+    # the big-file path: the content scan runs in the background, finds the rows, staging restarts
     monkeypatch.setattr(migrate, "SCAN_BESIDE_PGLOADER_BYTES", 0)
     source = dirty_corpus(tmp_path / "dirty.sqlite")
     before = hashlib.sha256(source.read_bytes()).hexdigest()
