@@ -235,7 +235,6 @@ comment on function migration.mark_orphans() is
 'Quarantines the predictions whose race or horse does not exist or does not migrate, naming the
 parent; returns how many.';
 
-
 -- Duplicates on a target unique key (compared case-insensitively where the value is a name):
 -- the row with the lowest source id migrates, the others are quarantined naming it. Over the whole
 -- work table (after every part of predictions is mapped).
@@ -363,9 +362,9 @@ $$;
 comment on function migration.sync_quarantine(bigint, text) is
 'Makes migration.quarantine for one table equal to this load''s quarantined rows (idempotent).';
 
--- Bulk path: the loader inserts predictions while their duplicates are still being marked on a
--- connection of its own; the rows marked meanwhile leave the target again here (and the count of
--- inserted rows drops by as many).
+-- Bulk path: the loader inserts predictions while their orphans and duplicates are still being
+-- marked on a connection of its own; the rows marked meanwhile leave the target again here (and the
+-- count of inserted rows drops by as many).
 create or replace function migration.remove_quarantined(p_table text)
 returns bigint
 language plpgsql
@@ -389,8 +388,8 @@ begin
 end
 $$;
 comment on function migration.remove_quarantined(text) is
-'Deletes from the target table the rows its work table now quarantines (duplicates marked after
-the insert); returns how many.';
+'Deletes from the target table the rows its work table now quarantines (orphans and duplicates
+marked after the insert); returns how many.';
 
 -- The target columns a load writes: those of the mapping view that the target table has.
 create or replace function migration.load_columns(p_table text)
