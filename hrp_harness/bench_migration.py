@@ -163,33 +163,30 @@ def run(size: str = "production", seed: int = 1, repeat: int = 3, echo=print) ->
         seconds: dict[str, list[float]] = {p: [] for p in phases}
         peak: dict[str, float] = {p: 0.0 for p in phases}
         reports = []
+
+        def measure(phase: str, seconds_of) -> None:
+            """One round of a phase: settled first; seconds_of() runs it and returns its seconds."""
+            _settle(cluster, "bench")
+            with PeakRss() as mem:
+                seconds[phase].append(seconds_of())
+            peak[phase] = max(peak[phase], mem.mb)
+
+        def timed(action) -> float:
+            t0 = time.monotonic()
+            action()
+            return time.monotonic() - t0
+
         for round_no in range(1, repeat + 1):
             echo(f"bench.migration: round {round_no} of {repeat}")
             with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
                 admin.execute("drop database if exists bench")
                 admin.execute("create database bench template bench_template")
-            _settle(cluster, "bench")
-            with PeakRss() as mem:
-                t0 = time.monotonic()
-                reports.append(migrate.load(source, dsn, quiet=True,
-                                            report_path=base / f"full-report-{round_no}.json"))
-                seconds["full"].append(time.monotonic() - t0)
-            peak["full"] = max(peak["full"], mem.mb)
+            measure("full", lambda: timed(lambda: reports.append(migrate.load(
+                source, dsn, quiet=True, report_path=base / f"full-report-{round_no}.json"))))
             rows = sum(t["source_rows"] for t in reports[-1]["tables"].values())
-            _settle(cluster, "bench")
-            with PeakRss() as mem:
-                t0 = time.monotonic()
-                migrate.stage(dsn, pre, base / "pgloader-only")
-                seconds["staging"].append(time.monotonic() - t0)
-            peak["staging"] = max(peak["staging"], mem.mb)
-            _settle(cluster, "bench")
-            with PeakRss() as mem:
-                seconds["single"].append(_pgloader_single(source, dsn, base / "pgloader-single", rows))
-            peak["single"] = max(peak["single"], mem.mb)
-            _settle(cluster, "bench")
-            with PeakRss() as mem:
-                seconds["copy"].append(_copy_floor(source, dsn, base))
-            peak["copy"] = max(peak["copy"], mem.mb)
+            measure("staging", lambda: timed(lambda: migrate.stage(dsn, pre, base / "pgloader-only")))
+            measure("single", lambda: _pgloader_single(source, dsn, base / "pgloader-single", rows))
+            measure("copy", lambda: _copy_floor(source, dsn, base))
 
         mid = {p: median(seconds[p]) for p in phases}
         full_s, staging_s, single_s, copy_s = mid["full"], mid["staging"], mid["single"], mid["copy"]
