@@ -342,12 +342,23 @@ from (
             from (
                 select
                     s.*,
-                    -- the casts of the fast path (raise on text that is no number or date at all)
-                    case when f.fast_on then s.race_id::bigint end as f_race_id,
-                    case when f.fast_on then s.horse_id::bigint end as f_horse_id,
-                    case when f.fast_on then s.prediction_value::numeric end as f_value,
-                    case when f.fast_on then s.confidence::numeric end as f_confidence,
-                    case when f.fast_on then s.created_at::timestamp end as f_ts
+                    -- the casts of the fast path: they raise on text that is no number or date
+                    -- at all; the cheap shape tests spare them the commonest such text (empty,
+                    -- timestamps that are no ISO date-time), which the rules take row by row
+                    case when f.fast_on and s.race_id <> '' then s.race_id::bigint end as f_race_id,
+                    case
+                        when f.fast_on and s.horse_id <> '' then s.horse_id::bigint
+                    end as f_horse_id,
+                    case
+                        when f.fast_on and s.prediction_value <> '' then s.prediction_value::numeric
+                    end as f_value,
+                    case
+                        when f.fast_on and s.confidence <> '' then s.confidence::numeric
+                    end as f_confidence,
+                    case
+                        when f.fast_on and s.created_at like '____-__-__ __:__:__%'
+                            then s.created_at::timestamp
+                    end as f_ts
                 from migration_stage.predictions as s
                 -- hrp.map_fast = on: the fast path (the setting read once per query, an init plan)
                 cross join (
