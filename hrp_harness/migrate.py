@@ -724,7 +724,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
         if not incremental and not empty and not loaded:
             raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
                                "a SQLite source into them (use an empty database)")
-        # statistics of the work tables only serve the merge path's joins with the target
+        # statistics of the predictions work table only serve the merge path's joins with the target
         analyze = incremental or not empty
         try:
             progress("source schema check")
