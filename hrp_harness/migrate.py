@@ -39,7 +39,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from . import HarnessError
-from .paths import REPO
+from .paths import REPO, state_dir
 
 SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
 PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
@@ -305,14 +305,16 @@ class BackgroundScan:
 
     def __init__(self, source: Path, workroot: Path):
         self.source = source
-        self.workroot = workroot
+        # a directory of its own for the working copy it may make: stop() removes it whatever
+        # became of the process
+        self.dir = Path(tempfile.mkdtemp(prefix="hrp-scan-", dir=workroot))
         self.proc: subprocess.Popen | None = None
         self._found: Preflight | None = None
 
     def start(self) -> None:
         if self.proc is None:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hrp_harness.preflight_scan", str(self.source), str(self.workroot)],
+                [sys.executable, "-m", "hrp_harness.preflight_scan", str(self.source), str(self.dir)],
                 cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 start_new_session=True, preexec_fn=_die_with_parent)
 
@@ -333,8 +335,7 @@ class BackgroundScan:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.communicate()
-        if self._found is not None and self._found.workdir is not None:
-            shutil.rmtree(self._found.workdir, ignore_errors=True)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def stage(dsn: str, pre: Preflight, logdir: Path, confirm=None) -> Staging:
@@ -692,7 +693,10 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
     console = Console(stderr=True, quiet=quiet, width=None if os.isatty(2) else 160)
     source = Path(sqlite_path).resolve()
     started = time.monotonic()
-    workroot = Path(tempfile.gettempdir())
+    # pgloader's command files and logs, the preflight's working copies: kept when a load fails
+    # (the error names them), removed after a committed one
+    workroot = state_dir() / "loads"
+    workroot.mkdir(parents=True, exist_ok=True, mode=0o700)
     report: dict = {"source": str(source), "mode": "incremental" if incremental else "full",
                     "source_timezone": source_timezone, "max_quarantine": max_quarantine}
     try:

@@ -52,7 +52,7 @@ def session_secrets():
 @pytest.fixture(scope="session")
 def pg_cluster():
     """One PostgreSQL 15 cluster for the whole session, with conf/ installed; destroyed after."""
-    cluster = Cluster(new_cluster_base() / "pg", shared_buffers_mb=128)
+    cluster = Cluster(new_cluster_base(), shared_buffers_mb=128)
     try:
         cluster.init().start()
         yield cluster

@@ -60,7 +60,7 @@ def test_start_on_a_taken_port_says_so():
         squatter.bind(("127.0.0.1", 0))
         squatter.listen()
         port = squatter.getsockname()[1]
-        cluster = Cluster(new_cluster_base() / "pg", port=port, shared_buffers_mb=32)
+        cluster = Cluster(new_cluster_base(), port=port, shared_buffers_mb=32)
         try:
             cluster.init()
             with pytest.raises(HarnessError, match=f"port {port} on 127.0.0.1 is taken"):

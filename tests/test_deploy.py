@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,7 @@ def state_dir():
     base = new_cluster_base("hrp-state-")
     yield base
     Cluster(base / "pg").destroy()
+    shutil.rmtree(base, ignore_errors=True)  # the sample, secrets and load logs deploy left there
 
 
 def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):

@@ -19,7 +19,7 @@ from hrp_harness.serverconf import advice_lines, matches, server_advice
 def plain_server():
     """A server with PostgreSQL's defaults but memory (no pgaudit, no TLS, no logging collector),
     as a DBA's existing server might be; one per module."""
-    cluster = Cluster(new_cluster_base() / "pg", shared_buffers_mb=32, fragments=("tuning",))
+    cluster = Cluster(new_cluster_base(), shared_buffers_mb=32, fragments=("tuning",))
     try:
         cluster.init().start()
         yield cluster
