@@ -136,6 +136,33 @@ comment on function migration.ts_kind_fast(text, boolean) is
 'ts_kind, or (fast) ''naive'' at once for ISO text a timestamp cast gives back unchanged; fast
 raises on such text that is no real date or time.';
 
+-- The quarantine reason of a timestamp column (named col) whose text v has no kind (see ts_kind);
+-- NULL when it has one or is NULL.
+create or replace function migration.ts_reason(col text, v text, kind text)
+returns text
+language sql immutable parallel safe
+as $$
+    select case when v is not null and kind is null then col || ': unparseable timestamp' end
+$$;
+comment on function migration.ts_reason(text, text, text) is
+'col: unparseable timestamp when the text is not NULL and has no ts_kind, else NULL.';
+
+-- The counted normalisations of a row's timestamps (one or two columns), from their kinds: each
+-- rule at most once per row.
+create or replace function migration.ts_norms(kind1 text, kind2 text default null)
+returns text[]
+language sql immutable parallel safe
+as $$
+    select array_remove(array[
+        case when 'epoch' in (kind1, kind2) then 'timestamp_from_epoch' end,
+        case when 'date' in (kind1, kind2) then 'timestamp_from_date_only' end,
+        case when 'offset' in (kind1, kind2) then 'timestamp_offset_to_utc' end
+    ], null)
+$$;
+comment on function migration.ts_norms(text, text) is
+'timestamp_from_epoch, timestamp_from_date_only, timestamp_offset_to_utc: those of the rules the
+kinds of a row''s timestamps (ts_kind) took.';
+
 -- Timestamp: TIMESTAMP -> TIMESTAMPTZ by the kind's rule; tz is the declared source time zone.
 create or replace function migration.parse_ts(v text, kind text, tz text)
 returns timestamptz

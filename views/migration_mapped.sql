@@ -62,14 +62,8 @@ select
                 and ltrim(p.weather_conditions) ~ '^[\[{"]'
                 then 'weather_conditions: malformed JSON'
         end,
-        case
-            when p.created_at is not null and p.created_kind is null
-                then 'created_at: unparseable timestamp'
-        end,
-        case
-            when p.updated_at is not null and p.updated_kind is null
-                then 'updated_at: unparseable timestamp'
-        end
+        migration.ts_reason('created_at', p.created_at, p.created_kind),
+        migration.ts_reason('updated_at', p.updated_at, p.updated_kind)
     ), '') as reason,
     array_remove(array[
         case
@@ -90,18 +84,8 @@ select
             when
                 p.weather_conditions is not null and p.weather_json is null
                 and ltrim(p.weather_conditions) !~ '^[\[{"]' then 'weather_text_as_json_string'
-        end,
-        case
-            when p.created_kind = 'epoch' or p.updated_kind = 'epoch' then 'timestamp_from_epoch'
-        end,
-        case
-            when p.created_kind = 'date' or p.updated_kind = 'date' then 'timestamp_from_date_only'
-        end,
-        case
-            when p.created_kind = 'offset' or p.updated_kind = 'offset'
-                then 'timestamp_offset_to_utc'
         end
-    ], null) as norms
+    ], null) || migration.ts_norms(p.created_kind, p.updated_kind) as norms
 from (
     select
         s.*,
@@ -173,14 +157,8 @@ select
         case when length(p.jockey) > 100 then 'jockey: longer than 100 characters' end,
         case when length(p.trainer) > 100 then 'trainer: longer than 100 characters' end,
         case when length(p.owner) > 100 then 'owner: longer than 100 characters' end,
-        case
-            when p.created_at is not null and p.created_kind is null
-                then 'created_at: unparseable timestamp'
-        end,
-        case
-            when p.updated_at is not null and p.updated_kind is null
-                then 'updated_at: unparseable timestamp'
-        end
+        migration.ts_reason('created_at', p.created_at, p.created_kind),
+        migration.ts_reason('updated_at', p.updated_at, p.updated_kind)
     ), '') as reason,
     array_remove(array[
         case
@@ -188,18 +166,8 @@ select
                 p.weight_n <> round(p.weight_n, 1)
                 and p.weight_n::float8::numeric <> round(p.weight_n, 1)
                 then 'real_rounded_to_scale'
-        end,
-        case
-            when p.created_kind = 'epoch' or p.updated_kind = 'epoch' then 'timestamp_from_epoch'
-        end,
-        case
-            when p.created_kind = 'date' or p.updated_kind = 'date' then 'timestamp_from_date_only'
-        end,
-        case
-            when p.created_kind = 'offset' or p.updated_kind = 'offset'
-                then 'timestamp_offset_to_utc'
         end
-    ], null) as norms
+    ], null) || migration.ts_norms(p.created_kind, p.updated_kind) as norms
 from (
     select
         s.*,
@@ -277,10 +245,7 @@ select
                 length(p.algorithm_version) > 20
                 then 'algorithm_version: longer than 20 characters'
         end,
-        case
-            when p.created_at is not null and p.created_kind is null
-                then 'created_at: unparseable timestamp'
-        end
+        migration.ts_reason('created_at', p.created_at, p.created_kind)
     ), '') end as reason,
     case when p.fast then '{}'::text[] else array_remove(array[
         case
@@ -294,11 +259,8 @@ select
                     and p.confidence_n::float8::numeric <> p.confidence_r
                 )
                 then 'real_rounded_to_scale'
-        end,
-        case when p.created_kind = 'epoch' then 'timestamp_from_epoch' end,
-        case when p.created_kind = 'date' then 'timestamp_from_date_only' end,
-        case when p.created_kind = 'offset' then 'timestamp_offset_to_utc' end
-    ], null) end as norms
+        end
+    ], null) || migration.ts_norms(p.created_kind) end as norms
 from (
     select
         q.*,
@@ -427,26 +389,10 @@ select
             when p.password_hash is null then 'password_hash: NULL in a NOT NULL column'
             when length(p.password_hash) > 255 then 'password_hash: longer than 255 characters'
         end,
-        case
-            when p.created_at is not null and p.created_kind is null
-                then 'created_at: unparseable timestamp'
-        end,
-        case
-            when p.last_login is not null and p.login_kind is null
-                then 'last_login: unparseable timestamp'
-        end
+        migration.ts_reason('created_at', p.created_at, p.created_kind),
+        migration.ts_reason('last_login', p.last_login, p.login_kind)
     ), '') as reason,
-    array_remove(array[
-        case
-            when p.created_kind = 'epoch' or p.login_kind = 'epoch' then 'timestamp_from_epoch'
-        end,
-        case
-            when p.created_kind = 'date' or p.login_kind = 'date' then 'timestamp_from_date_only'
-        end,
-        case
-            when p.created_kind = 'offset' or p.login_kind = 'offset' then 'timestamp_offset_to_utc'
-        end
-    ], null) as norms
+    migration.ts_norms(p.created_kind, p.login_kind) as norms
 from (
     select
         q.*,
@@ -492,21 +438,15 @@ select
         case
             when p.is_active is not null and p.is_active_b is null then 'is_active: not a boolean'
         end,
-        case
-            when p.created_at is not null and p.created_kind is null
-                then 'created_at: unparseable timestamp'
-        end
+        migration.ts_reason('created_at', p.created_at, p.created_kind)
     ), '') as reason,
     array_remove(array[
         case
             when
                 p.is_active not in ('0', '1') and p.is_active_b is not null
                 then 'boolean_from_text'
-        end,
-        case when p.created_kind = 'epoch' then 'timestamp_from_epoch' end,
-        case when p.created_kind = 'date' then 'timestamp_from_date_only' end,
-        case when p.created_kind = 'offset' then 'timestamp_offset_to_utc' end
-    ], null) as norms
+        end
+    ], null) || migration.ts_norms(p.created_kind) as norms
 from (
     select
         q.*,

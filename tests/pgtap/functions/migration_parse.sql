@@ -2,7 +2,7 @@
 -- produces, valid and invalid, and that none of them raises.
 begin;
 create extension if not exists pgtap;
-select plan(29);
+select plan(33);
 
 select is(migration.parse_int('42'), 42::bigint, 'parse_int: plain integer');
 select is(migration.parse_int('-7'), -7::bigint, 'parse_int: signed integer');
@@ -32,6 +32,23 @@ select is(migration.ts_kind('2024-01-01'), 'date', 'ts_kind: date only');
 select is(migration.ts_kind('1700000000'), 'epoch', 'ts_kind: epoch seconds');
 select is(migration.ts_kind('2024-01-01 24:00:00'), null, 'ts_kind: hour 24 is garbage');
 select is(migration.ts_kind('yesterday'), null, 'ts_kind: words are garbage');
+select is(
+    migration.ts_reason('created_at', 'garbage', null), 'created_at: unparseable timestamp',
+    'ts_reason: text without a kind is the column''s reason'
+);
+select is(
+    migration.ts_reason('created_at', null, null), null,
+    'ts_reason: NULL text is no reason (nor is text with a kind)'
+);
+select is(
+    migration.ts_norms('epoch', 'offset'), array['timestamp_from_epoch', 'timestamp_offset_to_utc'],
+    'ts_norms: the rules both timestamps took, in a fixed order'
+);
+select is(
+    migration.ts_norms('date', 'date') || migration.ts_norms('naive'),
+    array['timestamp_from_date_only'],
+    'ts_norms: each rule once per row; naive is no normalisation'
+);
 set local datestyle = 'ISO, YMD';
 select is(
     migration.ts_kind_fast('2024-01-01 10:00:00', true), 'naive',
