@@ -167,8 +167,9 @@ comment on function migration.map_table(text) is
 'Builds the work table migration_stage.m_<table>: every source row (staged or preflight-rejected)
 with its typed target values, failed rules (reason) and normalisations (norms).';
 
--- Staging and work tables hold copies of the source (personal data included): emptied after a
--- committed load.
+-- Staging and work tables hold copies of the source (personal data included): emptied after every
+-- load, committed or failed. Fingerprint generations no committed run adopted (a failed load's)
+-- go too.
 create or replace function migration.clear_stage()
 returns void
 language plpgsql
@@ -182,10 +183,22 @@ begin
     loop
         execute format('truncate migration_stage.%I', v_table);
     end loop;
+    for v_table in
+        select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+        where
+            i.inhparent = 'migration.row_fingerprints'::regclass
+            and c.relname not in (
+                select 'row_fingerprints_' || r.fingerprint_generation from migration.runs as r
+                where r.fingerprint_generation is not null
+            )
+    loop
+        execute format('drop table migration.%I', v_table);
+    end loop;
 end
 $$;
 comment on function migration.clear_stage() is
-'Empties every staging and work table (they hold copies of the source rows).';
+'Empties every staging and work table (they hold copies of the source rows) and drops the row
+fingerprints no committed run adopted.';
 
 -- Orphans: a prediction that passes its own rules but whose race or horse does not exist or does
 -- not migrate is quarantined, naming the parent. Runs once the parents' work tables are complete
@@ -411,6 +424,58 @@ $$;
 comment on function migration.load_columns(text) is
 'Columns of public.<table> that the load writes (the target-only ones keep their defaults).';
 
+-- Unique keys whose values may move between existing rows (two horses swap names, a cycle of
+-- emails): PostgreSQL checks a non-deferrable UNIQUE constraint row by row, so one UPDATE of such
+-- rows would fail half-way. Before its update, apply_table moves the changed rows' key out of the
+-- way: one column of the key is set to a placeholder unique per id that passes the column's type
+-- and CHECKs, then the update writes the final values. The spec's DDL stays as it is, and no
+-- parent is deleted (that would cascade). Every UNIQUE key of the five tables has its entry (a
+-- pgTAP test compares this list with the catalog).
+create or replace function migration.moving_keys()
+returns table (table_name text, key_columns text[], moved_column text, placeholder text)
+language sql immutable
+as $$
+    values
+    ('horses', array['horse_name'], 'horse_name', '~hrp-moving-%s'),
+    ('users', array['username'], 'username', '~hrp-moving-%s'),
+    -- valid_email: the placeholder is an address (RFC 2606's reserved .invalid top-level domain)
+    ('users', array['email'], 'email', 'hrp-moving-%s@hrp.invalid'),
+    ('api_credentials', array['service_name'], 'service_name', '~hrp-moving-%s'),
+    -- varchar(20): '~' and at most 16 hexadecimal digits
+    ('predictions', array['race_id', 'horse_id', 'algorithm_version'], 'algorithm_version', '~%s')
+$$;
+comment on function migration.moving_keys() is
+'The unique keys of the five tables, the column apply_table moves out of the way for rows whose
+key changes, and its placeholder (format() of to_hex(id)).';
+
+create or replace function migration.displace_moving_keys(p_table text)
+returns bigint
+language plpgsql
+as $$
+declare
+    v_key record;
+    v_rows bigint := 0;
+    v_step bigint;
+begin
+    for v_key in select k.* from migration.moving_keys() as k where k.table_name = p_table loop
+        execute format(
+            'update public.%1$I as t set %3$I = format(%4$L, to_hex(t.id))
+             from migration_stage.%2$I as m
+             where m.id = t.id and m.reason is null and (%5$s) is distinct from (%6$s)',
+            p_table, 'm_' || p_table, v_key.moved_column, v_key.placeholder,
+            (select string_agg(format('t.%I', c), ', ') from unnest(v_key.key_columns) as c),
+            (select string_agg(format('m.%I', c), ', ') from unnest(v_key.key_columns) as c)
+        );
+        get diagnostics v_step = row_count;
+        v_rows := v_rows + v_step;
+    end loop;
+    return v_rows;
+end
+$$;
+comment on function migration.displace_moving_keys(text) is
+'Sets the moved column of every row whose unique key the load changes to a placeholder unique per
+id (migration.moving_keys), so that keys swapped or cycled among rows apply in one update.';
+
 -- Target <- migrating rows of m_<table>. p_step: 'delete' (rows not migrating any more), 'upsert'
 -- (update changed rows, insert new ones). The target's user triggers (the spec's
 -- update_<table>_updated_at) are disabled around the writes so source timestamps are kept.
@@ -445,6 +510,7 @@ begin
             p_table, 'm_' || p_table);
         get diagnostics v_rows = row_count;
     elsif p_step = 'upsert' then
+        perform migration.displace_moving_keys(p_table);
         execute format(
             'update public.%1$I as t set %3$s from migration_stage.%2$I as m
              where m.id = t.id and m.reason is null and (%4$s) is distinct from (%5$s)',

@@ -28,26 +28,52 @@ checksums.';
 -- content checksum of the migrating rows, the counts, quarantine reasons and normalisations. The
 -- loader computes it on a second connection while the load's transaction writes the target (the
 -- work tables are not written in that transaction); finish_table computes it itself when not given.
-create or replace function migration.source_side(p_table text)
+-- With p_generation (functions/migration_guard.sql) the fingerprint of every migrating row goes
+-- into that generation of migration.row_fingerprints first and the checksum is their sum: once the
+-- load validates it against the target, they are the fingerprints of what the load left there.
+drop function if exists migration.source_side(text);
+create or replace function migration.source_side(p_table text, p_generation bigint default null)
 returns jsonb
 language plpgsql
 as $$
 declare
+    v_cols text := (
+        select string_agg(format('%I', c), ', ') from unnest(migration.load_columns(p_table)) as c
+    );
     v_result jsonb;
     v_reasons jsonb;
     v_norms jsonb;
 begin
-    execute format(
-        'select jsonb_build_object(
-             ''checksum'', count(*) filter (where reason is null) || '':''
-                 || coalesce(sum(hash_record_extended(row(%s), 0)) filter (where reason is null), 0),
-             ''source_rows'', count(*),
-             ''migrated_rows'', count(*) filter (where reason is null),
-             ''quarantined_rows'', count(*) filter (where reason is not null))
-         from migration_stage.%I',
-        (select string_agg(format('%I', c), ', ') from unnest(migration.load_columns(p_table)) as c),
-        'm_' || p_table)
-    into v_result;
+    if p_generation is not null then
+        execute format(
+            'insert into migration.row_fingerprints (generation, table_name, id, fingerprint)
+             select $1, $2, id, hash_record_extended(row(%s), 0)
+             from migration_stage.%I where reason is null',
+            v_cols, 'm_' || p_table)
+        using p_generation, p_table;
+        execute format(
+            'select jsonb_build_object(
+                 ''checksum'', (select count(*) || '':'' || coalesce(sum(fingerprint), 0)
+                              from migration.row_fingerprints
+                              where generation = $1 and table_name = $2),
+                 ''source_rows'', count(*),
+                 ''migrated_rows'', count(*) filter (where reason is null),
+                 ''quarantined_rows'', count(*) filter (where reason is not null))
+             from migration_stage.%I',
+            'm_' || p_table)
+        into v_result using p_generation, p_table;
+    else
+        execute format(
+            'select jsonb_build_object(
+                 ''checksum'', count(*) filter (where reason is null) || '':''
+                     || coalesce(sum(hash_record_extended(row(%s), 0)) filter (where reason is null), 0),
+                 ''source_rows'', count(*),
+                 ''migrated_rows'', count(*) filter (where reason is null),
+                 ''quarantined_rows'', count(*) filter (where reason is not null))
+             from migration_stage.%I',
+            v_cols, 'm_' || p_table)
+        into v_result;
+    end if;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
              select regexp_replace(reason, ''id [0-9]+'', ''id N'', ''g'') as r, count(*) as n
@@ -66,10 +92,10 @@ begin
     );
 end
 $$;
-comment on function migration.source_side(text) is
+comment on function migration.source_side(text, bigint) is
 'Source side of a table''s validation from migration_stage.m_<table>: checksum (same form as
 content_checksum) of the migrating rows, source/migrated/quarantined counts, quarantine reasons and
-normalisations.';
+normalisations; with p_generation, also the rows'' fingerprints into migration.row_fingerprints.';
 
 -- Validation and bookkeeping of one table: checksums source side (the mapped rows) and target side,
 -- sequence past the highest id, the accounting assertion; raises (rolling the load back) on any
@@ -132,13 +158,13 @@ begin
     insert into migration.run_tables (
         run_id, table_name, source_rows, migrated_rows, quarantined_rows, inserted_rows, updated_rows,
         deleted_rows, quarantined_by_reason, normalised_by_rule, source_checksum, target_checksum,
-        checksum_match, seconds
+        checksum_match, seconds, checksum_columns
     ) values (
         p_run, p_table, v_source, v_migrated, v_quarantined,
         coalesce(nullif(current_setting('hrp.inserted_' || p_table, true), ''), '0')::bigint,
         coalesce(nullif(current_setting('hrp.updated_' || p_table, true), ''), '0')::bigint,
         coalesce(nullif(current_setting('hrp.deleted_' || p_table, true), ''), '0')::bigint,
-        v_reasons, v_norms, v_src, v_tgt, v_src = v_tgt, p_seconds
+        v_reasons, v_norms, v_src, v_tgt, v_src = v_tgt, p_seconds, v_cols
     );
     select to_jsonb(r) - 'run_id' into v_result
     from migration.run_tables as r where r.run_id = p_run and r.table_name = p_table;
@@ -149,13 +175,20 @@ comment on function migration.finish_table(bigint, text, numeric, jsonb) is
 'Per-table validation of a load (checksums, accounting, no row both migrated and quarantined), sets
 the id sequence past the highest id, records the result in migration.run_tables.';
 
-create or replace function migration.finish_run(p_run bigint, p_report jsonb)
+-- p_generation: the fingerprints this run wrote (source_side), adopted as what it left in the
+-- target; every other generation goes (the previous run's, a rolled-back run's). p_final: the
+-- database goes live with this commit (load --final): every later load is refused.
+drop function if exists migration.finish_run(bigint, jsonb);
+create or replace function migration.finish_run(
+    p_run bigint, p_report jsonb, p_generation bigint default null, p_final boolean default false
+)
 returns void
 language plpgsql
 as $$
 declare
     v_quarantined bigint;
     v_max bigint;
+    v_old text;
 begin
     select max_quarantine into v_max from migration.runs where run_id = p_run;
     select coalesce(sum(quarantined_rows), 0) into v_quarantined
@@ -164,11 +197,27 @@ begin
         raise exception 'quarantine limit exceeded: % rows quarantined, --max-quarantine is % (rolled back)',
             v_quarantined, v_max;
     end if;
+    if p_generation is not null then
+        for v_old in
+            select c.relname from pg_inherits as i join pg_class as c on c.oid = i.inhrelid
+            where
+                i.inhparent = 'migration.row_fingerprints'::regclass
+                and c.relname <> 'row_fingerprints_' || p_generation
+        loop
+            execute format('drop table migration.%I', v_old);
+        end loop;
+    end if;
     update migration.runs
-    set status = 'committed', finished_at = clock_timestamp(), report = p_report
+    set
+        status = 'committed', finished_at = clock_timestamp(), report = p_report,
+        fingerprint_generation = p_generation
     where run_id = p_run;
+    if p_final then
+        insert into migration.cutover (run_id) values (p_run);
+    end if;
 end
 $$;
-comment on function migration.finish_run(bigint, jsonb) is
+comment on function migration.finish_run(bigint, jsonb, bigint, boolean) is
 'Closes a load: enforces --max-quarantine (raising rolls everything back), marks the run
-committed.';
+committed, adopts its row fingerprints (dropping older generations), and with p_final marks the
+database live.';

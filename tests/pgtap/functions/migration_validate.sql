@@ -10,7 +10,8 @@ select plan(10);
 -- fast instead of queueing the application behind it.
 set local lock_timeout = '3s';
 truncate public.races, public.horses, public.predictions, public.users, public.api_credentials,
-migration.quarantine, migration.run_tables, migration.runs, migration_stage.races,
+migration.cutover, migration.quarantine, migration.run_tables, migration.runs,
+migration_stage.races,
 migration_stage.horses, migration_stage.predictions, migration_stage.users,
 migration_stage.api_credentials, migration_stage.hrp_preflight_rejects;
 
