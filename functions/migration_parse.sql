@@ -210,3 +210,21 @@ $$;
 comment on function migration.try_jsonb(
     text
 ) is 'text -> jsonb, NULL when the text is not valid JSON.';
+
+-- JSON that jsonb cannot hold: the \u0000 escape is valid JSON (json accepts it) but jsonb refuses
+-- it (no text type can hold a NUL). Only ever runs on values try_jsonb refused, to give them a
+-- reason of their own instead of "malformed JSON".
+create or replace function migration.is_json(v text)
+returns boolean
+language plpgsql immutable parallel safe
+as $$
+begin
+    perform v::json;
+    return true;
+exception when others then
+    return false;
+end
+$$;
+comment on function migration.is_json(
+    text
+) is 'true when the text is valid JSON (json type, which keeps \u0000 escapes jsonb refuses).';

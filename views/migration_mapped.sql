@@ -60,7 +60,14 @@ select
             when
                 p.weather_conditions is not null and p.weather_json is null
                 and ltrim(p.weather_conditions) ~ '^[\[{"]'
-                then 'weather_conditions: malformed JSON'
+                then
+                    case
+                        when migration.is_json(p.weather_conditions)
+                            then
+                                'weather_conditions: JSON with a \u0000 escape, which jsonb '
+                                || 'cannot hold'
+                        else 'weather_conditions: malformed JSON'
+                    end
         end,
         migration.ts_reason('created_at', p.created_at, p.created_kind),
         migration.ts_reason('updated_at', p.updated_at, p.updated_kind)

@@ -2,7 +2,7 @@
 -- produces, valid and invalid, and that none of them raises.
 begin;
 create extension if not exists pgtap;
-select plan(33);
+select plan(36);
 
 select is(migration.parse_int('42'), 42::bigint, 'parse_int: plain integer');
 select is(migration.parse_int('-7'), -7::bigint, 'parse_int: signed integer');
@@ -80,6 +80,10 @@ select is(
 select is(migration.parse_bool('Yes'), true, 'parse_bool: words in any case');
 select is(migration.parse_bool('maybe'), null, 'parse_bool: unknown word');
 select is(migration.try_jsonb('{bad'), null, 'try_jsonb: malformed JSON gives NULL, no error');
+
+select is(migration.is_json('{"a": "\u0000"}'), true, 'is_json: a \u0000 escape is valid JSON');
+select is(migration.try_jsonb('{"a": "\u0000"}'), null, '... that jsonb cannot hold');
+select is(migration.is_json('{bad'), false, 'is_json: malformed JSON, no error');
 
 select * from finish();
 rollback;

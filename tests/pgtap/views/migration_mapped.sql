@@ -2,7 +2,7 @@
 -- typed values of valid rows, the reasons of invalid ones, and the counted normalisations.
 begin;
 create extension if not exists pgtap;
-select plan(15);
+select plan(16);
 
 select set_config('hrp.source_timezone', 'UTC', true);
 insert into migration_stage.races values
@@ -10,7 +10,8 @@ insert into migration_stage.races values
     '1', 'Gold Cup', '2024-06-20', 'Ascot', 'Flat', '4023.3600000000001', ' Turf', 'sunny',
     '1700000000', '2024-01-01T10:00:00+02:00'
 ),
-('2', 'No Date', null, null, 'chariot', '-5', null, '{bad', 'garbage', null);
+('2', 'No Date', null, null, 'chariot', '-5', null, '{bad', 'garbage', null),
+('3', 'Nul Weather', '2024-06-21', null, null, null, null, '{"wind": "\u0000"}', null, null);
 insert into migration_stage.predictions values
 ('1', '1', '1', '0.17974299999999999', '0.12345', 'v1', '2024-06-10 08:00:00'),
 ('2', null, 'x', null, '1.5', repeat('v', 21), '');
@@ -156,6 +157,15 @@ select isnt(
     obj_description('migration.races_mapped'::regclass, 'pg_class'),
     null,
     'races_mapped has a comment'
+);
+
+select is(
+    (
+        select reason from migration.races_mapped
+        where id = 3
+    ),
+    'weather_conditions: JSON with a \u0000 escape, which jsonb cannot hold',
+    'races: valid JSON jsonb cannot hold has a reason of its own, not "malformed JSON"'
 );
 
 select * from finish();
