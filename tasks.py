@@ -12,12 +12,32 @@ from hrp_harness import HarnessError
 
 
 def _report_errors(kind, exc, traceback) -> None:
-    """A harness or database error ends a task with one clear line (what and where), exit 1;
-    anything else is a bug and keeps its traceback."""
-    if issubclass(kind, (HarnessError, psycopg.Error)):
+    """A harness or database error ends a task with one clear line (what and where) and its exit
+    status (HarnessError.exit_status; README "Exit status"). Anything else is a bug: one line
+    naming it and the file that holds its traceback."""
+    import os
+
+    if issubclass(kind, KeyboardInterrupt):
+        print("interrupted", file=sys.stderr)
+        status = 130
+    elif issubclass(kind, BrokenPipeError):  # the reader of our output went away (| head)
+        os._exit(141)
+    elif issubclass(kind, (HarnessError, psycopg.Error)):
         print(f"error: {str(exc).strip()}", file=sys.stderr)
+        status = getattr(exc, "exit_status", 1)
     else:
-        sys.__excepthook__(kind, exc, traceback)
+        status = 1
+        try:
+            from hrp_harness.paths import write_crash_log
+
+            log = write_crash_log(kind, exc, traceback)
+            print(f"error: unexpected {kind.__name__}: {str(exc).strip()} (a bug in the harness; "
+                  f"the traceback is in {log})", file=sys.stderr)
+        except Exception:  # noqa: BLE001 - the crash log itself failed: show the traceback here
+            sys.__excepthook__(kind, exc, traceback)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # the interpreter would exit 1 whatever the hook says
 
 
 sys.excepthook = _report_errors
@@ -25,17 +45,20 @@ sys.excepthook = _report_errors
 
 @task(help={"dsn": "superuser URL naming the target database (created when missing); "
                    "default: the embedded cluster",
-            "sqlite": "SQLite file of the HRP app to load after the schema (see `invoke load`); "
-                      "default: the generated test-size sample (data/sample)",
+            "sqlite": "SQLite file of the HRP app to load after the schema (an explicit load: see "
+                      "`invoke load`); default: the generated test-size sample, and only into a database "
+                      "that holds no data and no load wrote",
             "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)"})
 def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
-    """Deploy: embedded cluster (or --dsn), apply deploy.plan, role passwords, load --sqlite (or the sample)."""
-    from hrp_harness.deploy import app_dsn, embedded_cluster
-    from hrp_harness.deploy import deploy as run_deploy
+    """Deploy: cluster (or --dsn), deploy.plan, passwords; load --sqlite, or the sample if no data.
+
+    Without --sqlite the generated sample is loaded only into a database that holds no rows and no
+    load ever wrote; a database holding data keeps every row (deploy then applies what is pending
+    and says it left the data alone)."""
+    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster
     from hrp_harness.passwords import secrets_file
 
-    target = run_deploy(dsn)
-    _load_into(target, sqlite, source_timezone=source_timezone)
+    target = deploy_and_load(dsn, sqlite, source_timezone)
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
@@ -123,34 +146,38 @@ def conf_install(c):
     start_embedded()
 
 
-# -- issue 3: SQLite -> PostgreSQL migration -------------------------------------------------
-
-def _load_into(target, sqlite=None, **options):
-    from hrp_harness import migrate, sample
-    from hrp_harness.paths import state_dir
-
-    if sqlite is None:
-        sqlite = state_dir() / "sample-test-seed1.sqlite"
-        if not sqlite.exists():
-            print(f"generating the test-size sample {sqlite}")
-            sample.generate(sqlite, "test", seed=1)
-    return migrate.load(sqlite, target, **options)
-
+# -- SQLite -> PostgreSQL migration ------------------------------------------------------------
 
 @task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema)",
             "dsn": "URL of the deployed target database; default: the embedded cluster's hrp_database",
             "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
             "max_quarantine": "abort and roll back when more than N rows would be quarantined",
             "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)",
-            "report": "JSON report path (default reports/migration-<database>-run-<id>.json)"})
-def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None):
+            "report": "JSON report path (default reports/migration-<database>-run-<id>.json)",
+            "discard_target_changes": "load even though the target changed since the last load (rows "
+                                      "the app wrote are overwritten or deleted)",
+            "final": "the cutover load: the database is marked live with its commit and every later "
+                     "load is refused"})
+def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None,
+         discard_target_changes=False, final=False):
     """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
     from hrp_harness import migrate
     from hrp_harness.deploy import DATABASE, embedded_cluster
 
     migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
-                 max_quarantine=None if max_quarantine is None else int(max_quarantine),
-                 source_timezone=source_timezone, report_path=report)
+                 max_quarantine=max_quarantine, source_timezone=source_timezone, report_path=report,
+                 discard_target_changes=discard_target_changes, final=final)
+
+
+@task(help={"dsn": "superuser URL of the loaded target database; default: the embedded cluster's "
+                   "hrp_database"})
+def cutover(c, dsn=None):
+    """Mark the database live after its last load: the app owns the data, every later load is refused."""
+    from hrp_harness.deploy import DATABASE, embedded_cluster
+    from hrp_harness.migrate import mark_live
+
+    run = mark_live(dsn or embedded_cluster().dsn(DATABASE))
+    print(f"the database is live after load run {run}: every later load is refused")
 
 
 @task(help={"out": "SQLite file to write", "size": "test (spec's test size) or production",
@@ -188,7 +215,7 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, sample)
+ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, cutover, sample)
 ns.add_collection(Collection("conf", conf_install))
 
 

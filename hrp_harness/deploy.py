@@ -9,6 +9,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from . import HarnessError
 from .apply import apply, read_ledger
 from .cluster import Cluster, client_networks_from_env
+from .inputs import database_name, sqlite_source
 from .passwords import ensure_role_passwords
 from .paths import state_dir
 from .serverconf import advice_lines, server_advice
@@ -44,17 +45,19 @@ def start_embedded(echo=print) -> Cluster:
 
 
 def parse_target(url: str) -> dict[str, str]:
+    """The --dsn's parameters, its database name checked (inputs.database_name: a name every tool
+    of the chain takes, refused before CREATE DATABASE otherwise)."""
     try:
         params = conninfo_to_dict(url)
     except psycopg.ProgrammingError as exc:
         raise HarnessError(f"--dsn is not a valid PostgreSQL URL or conninfo: {exc}") from None
-    if not params.get("dbname"):
-        raise HarnessError("--dsn must name the target database (postgresql://USER@HOST:PORT/DBNAME)")
+    database_name(params.get("dbname") or "")
     return params
 
 
-def ensure_database(url: str, echo=print) -> str:
-    """Create the database the URL names when missing; check the URL's role is a superuser."""
+def ensure_database(url: str, echo=print, source_timezone: str | None = None) -> str:
+    """Create the database the URL names when missing; check first that the URL's role is a
+    superuser and (when given) that the server knows the source time zone."""
     params = parse_target(url)
     dbname = params["dbname"]
     maintenance = make_conninfo(url, dbname="postgres")
@@ -70,6 +73,12 @@ def ensure_database(url: str, echo=print) -> str:
             raise HarnessError(
                 f"--dsn must connect as a superuser (deploy creates the database, roles and "
                 f"extensions); {params.get('user', 'this role')!r} is not one")
+        if source_timezone is not None:
+            try:
+                conn.execute("select now() at time zone %s", (source_timezone,))
+            except psycopg.Error:
+                raise HarnessError(f"--source-timezone {source_timezone!r} is not a time zone PostgreSQL "
+                                   "knows (see pg_timezone_names)") from None
         exists = conn.execute("select 1 from pg_database where datname = %s", (dbname,)).fetchone()
         if not exists:
             echo(f"creating database {dbname!r}")
@@ -77,20 +86,61 @@ def ensure_database(url: str, echo=print) -> str:
     return url
 
 
-def deploy(dsn: str | None = None, echo=print) -> str:
+def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = None) -> str:
     """Deploy the schema, then set the login roles' passwords (SCRAM); returns the superuser DSN
-    of the deployed database. With dsn, also lists the server-wide settings a DBA must install."""
+    of the deployed database. With dsn, also lists the server-wide settings a DBA must install.
+    Writes no row of the spec's tables (deploy_data does, when asked or when there are none)."""
     if dsn is None:
         cluster = start_embedded(echo)
-        ensure_database(cluster.dsn(DATABASE), echo)
-        target = cluster.dsn(DATABASE)
+        target = ensure_database(cluster.dsn(DATABASE), echo, source_timezone)
     else:
-        target = ensure_database(dsn, echo)
+        target = ensure_database(dsn, echo, source_timezone)
     apply(target, echo=echo)
     ensure_role_passwords(target, echo)
     if dsn is not None:
         for line in advice_lines(server_advice(target)):
             echo(line)
+    return target
+
+
+def data_held(target: str) -> str | None:
+    """What of the spec's data a deployed database holds, as a phrase; None when no load ever
+    committed into it and its five tables are empty (the only database the sample may go to)."""
+    with psycopg.connect(target) as conn:
+        run = conn.execute("select migration.last_committed_run()").fetchone()[0]
+        counts = conn.execute(
+            "select (select count(*) from public.races), (select count(*) from public.horses),"
+            " (select count(*) from public.users), (select count(*) from public.api_credentials),"
+            " (select count(*) from public.predictions)").fetchone()
+    rows = sum(counts)
+    if run is None and rows == 0:
+        return None
+    loaded = f"loaded by migration run {run}" if run is not None else "written by no load"
+    return f"{rows} rows in its five tables, {loaded}"
+
+
+def deploy_and_load(dsn: str | None = None, sqlite: str | None = None, source_timezone: str = "UTC",
+                    echo=print) -> str:
+    """`invoke deploy`: every input checked first, the schema deployed, then the data: --sqlite is
+    an explicit load (migrate.load and its guard); without it the generated sample goes only into
+    a database that holds no data and no load ever wrote, else the data is left alone."""
+    from . import migrate, sample
+
+    source = sqlite_source(sqlite) if sqlite is not None else None
+    if dsn is not None:
+        parse_target(dsn)
+    target = deploy(dsn, echo, source_timezone)
+    if source is None:
+        held = data_held(target)
+        if held is not None:
+            echo(f"data left alone: the database holds {held} (deploy loads the sample only into an "
+                 "empty database no load wrote; `invoke load` loads a SQLite file)")
+            return target
+        source = state_dir() / "sample-test-seed1.sqlite"
+        if not source.exists():
+            echo(f"generating the test-size sample {source}")
+            sample.generate(source, "test", seed=1)
+    migrate.load(source, target, source_timezone=source_timezone)
     return target
 
 

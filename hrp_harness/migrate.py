@@ -39,6 +39,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from . import HarnessError
+from .inputs import database_name, non_negative_int, sqlite_source, writable_file
 from .paths import REPO, state_dir
 
 SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
@@ -240,36 +241,54 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
 
 # -- 3. staging with pgloader ----------------------------------------------------------------
 
+#: What pgloader 3.6's command language takes unquoted, in names and file names.
+PLAIN = re.compile(r"[A-Za-z0-9_./-]+")
+
+
 def pgloader_target(dsn: str) -> tuple[str, dict[str, str]]:
-    """pgloader's target URL and environment (password through PGPASSWORD: pgloader does not
-    decode URL escapes, so names must be plain)."""
+    """pgloader's target URL and environment. pgloader's command language has no quoting for user
+    and host names and does not decode URL escapes, but it reads PGHOST, PGPORT, PGUSER and
+    PGPASSWORD like libpq: those go through the environment, whatever they hold. The database name
+    must be in the URL: in single quotes unless plain (any name inputs.database_name accepts)."""
     params = conninfo_to_dict(dsn)
+    dbname = database_name(params.get("dbname") or "")
+    if not PLAIN.fullmatch(dbname):
+        dbname = f"'{dbname}'"
+    env = dict(os.environ)
+    for variable in ("PGHOST", "PGHOSTADDR", "PGPORT", "PGUSER", "PGPASSWORD", "PGDATABASE", "PGSERVICE"):
+        env.pop(variable, None)
     host = params.get("host") or "localhost"
-    port = params.get("port") or "5432"
-    user = params.get("user") or os.environ.get("PGUSER") or "postgres"
-    dbname = params.get("dbname")
-    if not dbname:
-        raise HarnessError("the target DSN must name a database")
-    for what, value in (("user", user), ("database", dbname), ("host", host)):
-        if not re.fullmatch(r"[A-Za-z0-9_./-]+", value):
-            raise HarnessError(f"pgloader cannot take {what} {value!r} in its URL (URL escapes are not "
-                               "decoded); use a plain name")
+    env["PGHOST"] = host
+    env["PGPORT"] = params.get("port") or "5432"
+    env["PGUSER"] = params.get("user") or os.environ.get("PGUSER") or "postgres"
+    if params.get("password"):
+        env["PGPASSWORD"] = params["password"]
     query = ""
-    if host.startswith("/"):
-        host = f"unix:{host}"
-    else:
+    if not host.startswith("/"):
         # pgloader knows disable/allow/prefer/require; with require it verifies the server's
         # certificate chain against OpenSSL's CA file, which SSL_CERT_FILE points at sslrootcert
         mode = params.get("sslmode", "prefer")
         query = "?sslmode=" + ("require" if mode in ("require", "verify-ca", "verify-full") else
                                mode if mode in ("disable", "allow", "prefer") else "prefer")
-    env = dict(os.environ)
-    env.pop("PGPASSWORD", None)
-    if params.get("password"):
-        env["PGPASSWORD"] = params["password"]
-    if params.get("sslrootcert") and not host.startswith("unix:"):
-        env["SSL_CERT_FILE"] = params["sslrootcert"]
-    return f"postgresql://{user}@{host}:{port}/{dbname}{query}", env
+        if params.get("sslrootcert"):
+            env["SSL_CERT_FILE"] = params["sslrootcert"]
+    return f"postgresql:///{dbname}{query}", env
+
+
+def pgloader_source(source: Path, workdir: Path) -> Path:
+    """The path pgloader reads the SQLite file by: the file's own when its command language takes it
+    unquoted, else a symbolic link under a plain name in the work directory (pgloader 3.6 has no
+    quoting for file names: a space or an apostrophe would make it parse another path)."""
+    if PLAIN.fullmatch(str(source)):
+        return source
+    link = workdir / "source.sqlite"
+    if not (link.is_symlink() and link.resolve() == source.resolve()):
+        link.unlink(missing_ok=True)
+        link.symlink_to(source.resolve())
+    if not PLAIN.fullmatch(str(link)):
+        raise HarnessError(f"pgloader cannot read its work directory {workdir} by name: move the state "
+                           "directory (HRP_STATE_DIR) to a path of letters, digits, '_', '.', '-', '/'")
+    return link
 
 
 def render_pgloader(source: Path, target_url: str, table: str, batch_rows: int) -> str:
@@ -362,7 +381,8 @@ def stage(dsn: str, pre: Preflight, logdir: Path, confirm=None) -> Staging:
             loads = []
             for table in lane:
                 load = logdir / f"{table}.load"
-                load.write_text(render_pgloader(pre.load_path, url, table, BATCH_ROWS.get(table, 500)))
+                load.write_text(render_pgloader(pgloader_source(pre.load_path, logdir), url, table,
+                                                BATCH_ROWS.get(table, 500)))
                 loads.append(str(load))
             name = lane[0] if len(lane) == 1 else "small-tables"
             # --summary is rewritten by each command file: it ends up naming the lane's last table
@@ -523,27 +543,33 @@ def finish_mapping(dsn: str, timezone: str, analyze: bool) -> dict:
     return {"finished": time.monotonic(), "quarantined_predictions": marked, "seconds": seconds}
 
 
-def source_sides(dsn: str, mapped=None) -> dict:
+def source_sides(dsn: str, generation: int, mapped=None) -> dict:
     """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
     the work tables, on a connection of its own: runs while the load's transaction writes the target
-    (it reads the work tables only, which that transaction does not write). `mapped`: a future of
-    finish_mapping(), awaited first."""
+    (it reads the work tables only, which that transaction does not write). The migrating rows'
+    fingerprints go into `generation` of migration.row_fingerprints on the way (committed here; the
+    load's transaction adopts them at its commit; the generation's partition is made before that
+    transaction begins, which reads the table and would block its creation). `mapped`: a future of
+    finish_mapping(), awaited first. Returns {"generation": ..., "tables": {table: side}}."""
     if mapped is not None:
         mapped.result()
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("set jit = off")
         conn.execute("set max_parallel_workers_per_gather = 0")
-        return {table: _call(conn, "source_side", table) for table in TABLES}
+        return {"generation": generation,
+                "tables": {table: _call(conn, "source_side", table, generation) for table in TABLES}}
 
 
-def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=None) -> dict:
+def transform(conn, run_args: dict, progress, timer: dict, sources, mapped=None) -> dict:
     """The target-writing steps (functions/migration_*.sql) in the caller's open transaction.
-    `sources`: a future of source_sides(), else finish_table computes the source side itself.
-    `mapped`: a future of finish_mapping() (every work table complete); the bulk path inserts
-    predictions and builds their keys and indexes meanwhile."""
+    `sources`: a future of source_sides(). `mapped`: a future of finish_mapping() (every work
+    table complete); the bulk path inserts predictions and builds their keys and indexes meanwhile."""
     results: dict[str, dict] = {}
     run = _call(conn, "begin_run", run_args["mode"], run_args["source"], run_args["sha256"],
                 run_args["timezone"], run_args["max_quarantine"])
+    # first: the five tables locked against writes until the commit, and checked again as the
+    # load's preliminary check saw them (the app may have written since)
+    target = _call(conn, "guard_target", run_args["discard_target_changes"])
     conn.execute("set local jit = off")
     # a killed loader's backend notices within a second and rolls the load back
     conn.execute("set local client_connection_check_interval = '1s'")
@@ -601,25 +627,126 @@ def transform(conn, run_args: dict, progress, timer: dict, sources=None, mapped=
         for table in TABLES:
             step(f"update/insert {table}", "apply_table", table, "upsert", table=table)
     for table in TABLES:
-        if sources is None:
-            side = None
-        else:
-            began = time.monotonic()
-            side = psycopg.types.json.Jsonb(sources.result()[table])
-            steps[f"wait for source side of {table}"] = round(time.monotonic() - began, 3)
+        began = time.monotonic()
+        side = psycopg.types.json.Jsonb(sources.result()["tables"][table])
+        steps[f"wait for source side of {table}"] = round(time.monotonic() - began, 3)
         results[table] = step(f"validate {table}", "finish_table", run, table, round(timer[table], 3), side,
                               table=table)
-    return {"run_id": run, "tables": results, "steps": steps}
+    return {"run_id": run, "tables": results, "steps": steps, "target": target,
+            "generation": sources.result()["generation"]}
 
 
-def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflight, logdir: Path,
-             analyze: bool, empty: bool, max_quarantine: int | None, digest, verdict, restaged: bool,
-             started: float) -> None:
+@dataclass(frozen=True)
+class LoadOptions:
+    """What the user asked of one load, checked (load() checks every field before anything)."""
+
+    source: Path
+    dsn: str
+    dbname: str
+    incremental: bool = False
+    max_quarantine: int | None = None
+    source_timezone: str = "UTC"
+    discard_target_changes: bool = False
+    final: bool = False
+
+
+class CommittedError(HarnessError):
+    """A step after the commit failed: the load IS committed (exit status 3, README)."""
+
+    exit_status = 3
+
+
+class CommitUnknownError(HarnessError):
+    """The connection broke during COMMIT: whether the load committed is unknown (exit status 4)."""
+
+    exit_status = 4
+
+
+class ReportFile:
+    """The run's JSON report. A temporary file in the report's directory is made before the load
+    starts, so a path that cannot be written fails before anything changes; the report is written
+    into it in full before the commit, and renamed to its name after the commit (a rename within a
+    directory)."""
+
+    def __init__(self, path: str | Path | None, dbname: str):
+        if path is None:
+            self.directory = REPO / "reports"
+            self.fixed = None
+            # a database name may hold any character but a quote: the file name keeps the plain ones
+            self.stem = "migration-" + (re.sub(r"[^A-Za-z0-9_.-]", "_", dbname).lstrip(".") or "db")
+            try:
+                self.directory.mkdir(exist_ok=True)
+            except OSError as exc:
+                raise HarnessError(f"cannot create the report directory {self.directory}: {exc.strerror}; "
+                                   "name a report file with --report") from None
+        else:
+            self.fixed = writable_file(path, "--report")
+            self.directory = self.fixed.parent
+        try:
+            handle, name = tempfile.mkstemp(prefix=".hrp-report-", suffix=".tmp", dir=self.directory)
+        except OSError as exc:
+            where = path if path is not None else self.directory
+            raise HarnessError(f"--report {where}: cannot write in {self.directory} "
+                               f"({exc.strerror})") from None
+        os.close(handle)
+        self.temp: Path | None = Path(name)
+
+    def final(self, run_id: int) -> Path:
+        return self.fixed or self.directory / f"{self.stem}-run-{run_id}.json"
+
+    def write(self, report: dict) -> None:
+        try:
+            with self.temp.open("w") as out:
+                out.write(json.dumps(report, indent=2, default=str) + "\n")
+                out.flush()
+                os.fsync(out.fileno())
+        except OSError as exc:
+            raise HarnessError(f"writing the report {self.temp} failed ({exc.strerror}); "
+                               "the load was not committed") from None
+
+    def publish(self, run_id: int) -> Path:
+        final = self.final(run_id)
+        os.replace(self.temp, final)
+        self.temp = None
+        return final
+
+    def discard(self) -> None:
+        if self.temp is not None:
+            self.temp.unlink(missing_ok=True)
+            self.temp = None
+
+
+def _db_error(exc: psycopg.Error) -> str:
+    """A server error as one message: its primary text, where, and its hint."""
+    diag = exc.diag
+    text = (diag.message_primary if diag else None) or str(exc).strip()
+    # where: for a server-side failure; the loader's own refusals (RAISE, P0001) say it in the text
+    if diag and diag.context and diag.sqlstate != "P0001":
+        text += f" ({diag.context.strip().splitlines()[0]})"
+    if diag and diag.message_hint:
+        text += f"\nhint: {diag.message_hint}"
+    return text
+
+
+def _guard(conn, discard_target_changes: bool) -> str:
+    """The target checked before any work (migration.guard_target in a short transaction of its
+    own: the refusal comes before pgloader runs); the load's transaction checks again under lock."""
+    try:
+        with conn.transaction():
+            return _call(conn, "guard_target", discard_target_changes)
+    except psycopg.Error as exc:
+        raise HarnessError(_db_error(exc)) from None
+
+
+def _attempt(conn, options: LoadOptions, report: dict, report_file: ReportFile, progress, pre: Preflight,
+             logdir: Path, analyze: bool, empty: bool, digest, verdict, restaged: bool, started: float) -> None:
     """Stage (from `pre`), map, and the one transaction, committed. `verdict`: the pending content
     scan's, awaited before the commit (Restage, the transaction rolled back, when it finds rows),
-    and on a staging count mismatch."""
+    and on a staging count mismatch. Everything that can fail runs before the commit, the report
+    file included; a failure after it raises CommittedError."""
     from concurrent.futures import ThreadPoolExecutor
 
+    dsn, timezone = options.dsn, options.source_timezone
     timers = {t: 0.0 for t in TABLES}
     progress("pgloader into migration_stage")
     t0 = time.monotonic()
@@ -633,19 +760,24 @@ def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflig
                            f"{str(exc).strip()}") from None
     report["sha256"] = digest.result()
     run_args = {"mode": report["mode"], "source": report["source"], "sha256": report["sha256"],
-                "timezone": timezone, "max_quarantine": max_quarantine,
+                "timezone": timezone, "max_quarantine": options.max_quarantine,
+                "discard_target_changes": options.discard_target_changes,
                 "fast_path": empty and report["mode"] == "full"}
     report["path"] = "bulk (empty target)" if run_args["fast_path"] else "merge"
+    generation = _call(conn, "new_fingerprint_generation")
     conn.autocommit = False
     # beside the transaction: the rest of the mapping (small tables, orphans, duplicates), then
     # the source sides of the validation
     side_pool = ThreadPoolExecutor(2)
+    committed = None
     try:
         mapped = side_pool.submit(finish_mapping, dsn, timezone, analyze)
-        sources = side_pool.submit(source_sides, dsn, mapped)
+        sources = side_pool.submit(source_sides, dsn, generation, mapped)
         began = time.monotonic()
         out = transform(conn, run_args, progress, timers, sources, mapped)
-        report["run_id"] = out["run_id"]
+        run = out["run_id"]
+        report["run_id"] = run
+        report["target"] = out["target"]
         report["tables"] = out["tables"]
         report["transaction_steps"] = out["steps"]
         # mapping and transaction overlap (the rest of the mapping runs beside the transaction)
@@ -662,52 +794,93 @@ def _attempt(conn, dsn: str, timezone: str, report: dict, progress, pre: Preflig
         report["seconds"] = round(time.monotonic() - started, 3)
         report["quarantined_total"] = sum(t["quarantined_rows"] for t in out["tables"].values())
         report["status"] = "committed"
+        report["final"] = options.final
+        report["staging"].pop("logs", None)  # removed with the commit
+        report["report_file"] = str(report_file.final(run))
         progress("commit")
-        _call(conn, "finish_run", out["run_id"], psycopg.types.json.Jsonb(report))
-        conn.commit()
-        conn.autocommit = True
-        _call(conn, "clear_stage")  # the copies of the source rows go
-        report["staging"].pop("logs", None)
+        _call(conn, "finish_run", run, psycopg.types.json.Jsonb(report), out["generation"], options.final)
+        report_file.write(report)
+        try:
+            conn.commit()
+        except psycopg.OperationalError as exc:
+            raise CommitUnknownError(
+                f"the connection broke during the COMMIT of load run {run}: whether it committed is "
+                f"unknown ({str(exc).strip()}); look: select status from migration.runs where run_id = {run}"
+            ) from None
+        committed = run
     except psycopg.Error as exc:
         conn.rollback()
-        diag = exc.diag
-        where = f" ({diag.context.strip().splitlines()[0]})" if diag and diag.context else ""
-        raise HarnessError(f"load rolled back, the target is unchanged: "
-                           f"{(diag.message_primary if diag else None) or str(exc).strip()}{where}") from None
+        raise HarnessError(f"load rolled back, the target is unchanged: {_db_error(exc)}") from None
     except BaseException:  # Restage, a failed content scan, an interrupt: nothing is committed
-        conn.rollback()
+        if committed is None:
+            conn.rollback()
         raise
     finally:
         side_pool.shutdown(wait=True)
-        conn.autocommit = True
+        if not conn.closed:
+            conn.autocommit = True  # the next attempt, or the failure's bookkeeping
+    try:
+        _call(conn, "clear_stage")  # the copies of the source rows go
+        report_file.publish(committed)
+    except (OSError, psycopg.Error) as exc:
+        raise CommittedError(f"load run {committed} IS committed, but a step after the commit failed: "
+                             f"{str(exc).strip()}") from None
 
 
-def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | None = None,
+def _prune_workdirs(workroot: Path, keep: int = 5) -> None:
+    """Work directories of earlier failed loads (pgloader logs, working copies): the newest kept."""
+    old = sorted((d for d in workroot.iterdir() if d.is_dir() and d.name.startswith("hrp-")),
+                 key=lambda d: d.stat().st_mtime, reverse=True)
+    for stale in old[keep:]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quarantine: int | str | None = None,
          source_timezone: str = "UTC", report_path: str | Path | None = None, echo=print,
-         quiet: bool = False) -> dict:
-    """The whole load; returns the report (also written as JSON). Raises HarnessError on failure."""
+         quiet: bool = False, discard_target_changes: bool = False, final: bool = False) -> dict:
+    """The whole load; returns the report (also written as JSON). Raises HarnessError on failure
+    (CommittedError when the load committed and a later step failed). Every input is checked first."""
+    source = sqlite_source(sqlite_path)
+    limit = non_negative_int(max_quarantine, "--max-quarantine")
+    try:
+        params = conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise HarnessError(f"--dsn is not a valid PostgreSQL URL or conninfo: {exc}") from None
+    dbname = database_name(params.get("dbname") or "")
+    options = LoadOptions(source, dsn, dbname, incremental, limit, source_timezone, discard_target_changes, final)
+    report_file = ReportFile(report_path, dbname)
+    try:
+        return _load(options, report_file, quiet)
+    finally:
+        report_file.discard()  # nothing once published
+
+
+def _load(options: LoadOptions, report_file: ReportFile, quiet: bool) -> dict:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     # a terminal gets its own width; logs and pipes a wide table instead of rich's 80 columns
     console = Console(stderr=True, quiet=quiet, width=None if os.isatty(2) else 160)
-    source = Path(sqlite_path).resolve()
+    source, source_timezone = options.source, options.source_timezone
     started = time.monotonic()
     # pgloader's command files and logs, the preflight's working copies: kept when a load fails
-    # (the error names them), removed after a committed one
+    # (the error names them; the newest few are kept), removed after a committed one
     workroot = state_dir() / "loads"
     workroot.mkdir(parents=True, exist_ok=True, mode=0o700)
-    report: dict = {"source": str(source), "mode": "incremental" if incremental else "full",
-                    "source_timezone": source_timezone, "max_quarantine": max_quarantine}
+    _prune_workdirs(workroot)
+    report: dict = {"source": str(source), "mode": "incremental" if options.incremental else "full",
+                    "source_timezone": source_timezone, "max_quarantine": options.max_quarantine}
     try:
-        conn = psycopg.connect(dsn, autocommit=True)
+        conn = psycopg.connect(options.dsn, autocommit=True)
     except psycopg.OperationalError as exc:
         raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
     pre = None
     scan = None
     digest = None
+    committed = False
+    # the spinner only on a terminal (in a log or a pipe it would leave stray blank lines)
     with conn, Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                        console=console, transient=True) as bar:
+                        console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("preflight", total=None)
 
         def progress(label):
@@ -722,19 +895,20 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             raise HarnessError(f"--source-timezone {source_timezone!r} is not a time zone PostgreSQL "
                                "knows (see pg_timezone_names)") from None
         empty, loaded = _target_state(conn)
-        if incremental and not loaded:
+        if options.incremental and not loaded:
             raise HarnessError("--incremental needs a target loaded before by `invoke load` (no committed run "
                                "in migration.runs); run a full load first")
-        if not incremental and not empty and not loaded:
-            raise HarnessError("the target tables hold rows no migration run loaded; refusing to merge "
-                               "a SQLite source into them (use an empty database)")
+        # never over what the app wrote: a live database, rows no load wrote, or changes since the
+        # last load stop it here (and again, under lock, inside its transaction)
+        report["target"] = _guard(conn, options.discard_target_changes)
         # statistics of the predictions work table only serve the merge path's joins with the target
-        analyze = incremental or not empty
+        analyze = options.incremental or not empty
         try:
             progress("source schema check")
             # small files: the full preflight first (milliseconds, and no second pgloader pass when
             # it finds rows); big files: the fast checks now, the content scan in the background
-            quick = preflight(source, workroot, scan=source.stat().st_size < SCAN_BESIDE_PGLOADER_BYTES)
+            big = source.stat().st_size >= SCAN_BESIDE_PGLOADER_BYTES
+            quick = preflight(source, workroot, scan=not big)
             pre = quick
             # big files: the content scan (BLOBs, NULs, UTF-8) of the original file runs in the
             # background from the start, on CPU the load leaves idle; the commit waits for its
@@ -742,7 +916,7 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             # staging starts again from a working copy without them
             from concurrent.futures import ThreadPoolExecutor
 
-            if quick.load_path == source and source.stat().st_size >= SCAN_BESIDE_PGLOADER_BYTES:
+            if quick.load_path == source and big:
                 scan = BackgroundScan(source, workroot)
                 scan.start()
 
@@ -758,38 +932,53 @@ def load(sqlite_path: str | Path, dsn: str, incremental: bool = False, max_quara
             logdir = Path(tempfile.mkdtemp(prefix="hrp-pgloader-", dir=workroot))
             try:
                 try:
-                    _attempt(conn, dsn, source_timezone, report, progress, quick, logdir, analyze, empty,
-                             max_quarantine, digest, verdict if scan else None, restaged=False,
-                             started=started)
+                    _attempt(conn, options, report, report_file, progress, quick, logdir, analyze, empty,
+                             digest, verdict if scan else None, restaged=False, started=started)
                     pre = scan.result() if scan else quick
                 except Restage as again:
                     pre = again.pre
                     progress("pgloader into migration_stage (without the preflight's rejects)")
-                    _attempt(conn, dsn, source_timezone, report, progress, pre, logdir / "restage", analyze,
-                             empty, max_quarantine, digest, None, restaged=True, started=started)
+                    _attempt(conn, options, report, report_file, progress, pre, logdir / "restage", analyze,
+                             empty, digest, None, restaged=True, started=started)
+                committed = True
             finally:
                 hasher.shutdown(wait=True)
             shutil.rmtree(logdir, ignore_errors=True)  # kept only when a load fails
         except HarnessError as exc:
+            if isinstance(exc, CommittedError):
+                committed = True
+                raise
             if digest is not None and digest.done() and digest.exception() is None:
                 report.setdefault("sha256", digest.result())
             _record_failure(conn, report, str(exc))
             raise
         finally:
+            if not committed:
+                _clear_after_failure(conn)
             if pre is not None and pre.workdir is not None:
                 shutil.rmtree(pre.workdir, ignore_errors=True)
             if scan is not None:
                 scan.stop()
     report["seconds"] = round(time.monotonic() - started, 3)
-    dbname = conninfo_to_dict(dsn).get("dbname", "db")
-    path = (Path(report_path) if report_path
-            else REPO / "reports" / f"migration-{dbname}-run-{report['run_id']}.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2, default=str) + "\n")
-    report["report_file"] = str(path)
     if not quiet:
-        print_report(report, console)
+        try:
+            print_report(report, console)
+        except OSError as exc:
+            raise CommittedError(f"load run {report['run_id']} IS committed (report "
+                                 f"{report['report_file']}), but printing its table failed: {exc}") from None
     return report
+
+
+def _clear_after_failure(conn) -> None:
+    """A failed load leaves no copy of the source in the staging and work tables (personal data,
+    secrets), nor fingerprints no run adopted; best effort (the connection may be gone)."""
+    try:
+        if not conn.closed:
+            conn.rollback()
+            conn.autocommit = True
+            _call(conn, "clear_stage")
+    except psycopg.Error:
+        pass
 
 
 def _record_failure(conn, report: dict, message: str) -> None:
@@ -825,3 +1014,19 @@ def print_report(report: dict, console) -> None:
         console.print(f"[bold red]{report['quarantined_total']} source rows are in migration.quarantine[/] "
                       f"(select source_table, source_id, reason, source_row from migration.quarantine)")
     console.print(f"report: {report['report_file']}")
+
+
+def mark_live(dsn: str) -> int:
+    """`invoke cutover`: the database goes live after its last committed load (migration.cutover);
+    every later load is refused. Returns that load's run id."""
+    try:
+        conn = psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
+    with conn:
+        if conn.execute("select to_regclass('migration.cutover')").fetchone()[0] is None:
+            raise HarnessError("the target database lacks migration.cutover; run `invoke deploy` first")
+        try:
+            return _call(conn, "mark_live")
+        except psycopg.Error as exc:
+            raise HarnessError(_db_error(exc)) from None

@@ -29,3 +29,15 @@ def state_dir() -> Path:
 def pgbin(program: str) -> str:
     """Full path of a PostgreSQL 15 server program (initdb, pg_ctl, ...)."""
     return str(PGBIN / program)
+
+
+def write_crash_log(kind, exc, traceback) -> Path:
+    """The traceback of an unexpected error, into STATE/logs/ (the task names the file)."""
+    import time
+    import traceback as tb
+
+    logs = state_dir() / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    path = logs / f"error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.log"
+    path.write_text("".join(tb.format_exception(kind, exc, traceback)))
+    return path

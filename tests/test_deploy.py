@@ -77,10 +77,30 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
         psycopg.connect(conninfo.replace("sslmode=verify-full", "sslmode=disable"),
                         password=TEST_PASSWORDS["hrp_app"])
 
+    # the app writes over TCP, as the app: a re-deploy keeps every row, and a load refuses
+    with psycopg.connect(conninfo, password=TEST_PASSWORDS["hrp_app"]) as conn:
+        conn.execute("insert into races (race_name, race_date) values ('Written By The App', '2026-12-01')")
+        conn.execute("update horses set jockey = 'App Jockey' where id = 1")
+    with psycopg.connect(cluster.dsn("hrp_database")) as conn:
+        before = {t: conn.execute(f"select * from {t} order by id").fetchall()
+                  for t in ("races", "horses", "users", "api_credentials", "predictions")}
+
     second = invoke("deploy", state=state_dir)
     assert second.returncode == 0, second.stderr
     assert "apply: nothing to do" in second.stdout
     assert "initialising" not in second.stdout
+    rows = sum(len(v) for v in before.values())
+    assert rows == 56_105 + 1  # the test-size sample and the app's race
+    assert f"data left alone: the database holds {rows} rows in its five tables, loaded by migration run 1" \
+        in second.stdout
+    refused = invoke("load", "--sqlite", str(state_dir / "sample-test-seed1.sqlite"), state=state_dir)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("error: the target changed since load run 1 (the app wrote to it?): "
+                                     "horses: 0 inserted, 1 changed, 0 deleted; races: 1 inserted")
+    with psycopg.connect(cluster.dsn("hrp_database")) as conn:
+        after = {t: conn.execute(f"select * from {t} order by id").fetchall()
+                 for t in ("races", "horses", "users", "api_credentials", "predictions")}
+    assert after == before
 
     status = invoke("status", state=state_dir)
     assert f"running, pid {cluster.pid}, 127.0.0.1:{cluster.port}" in status.stdout

@@ -511,16 +511,19 @@ def test_sample_generator_is_deterministic_and_sized(tmp_path):
     assert uniques == (5_000, 100, 50_000) and orphans == 0
 
 
-def test_load_over_tls_with_a_password_pgloader_cannot_take_in_a_url(pg_cluster, schema_db, tmp_path):
-    """pgloader gets the password through PGPASSWORD (it does not decode URL escapes) and TLS."""
+def test_load_over_tls_with_a_password_and_user_pgloader_cannot_take_in_a_url(pg_cluster, schema_db, tmp_path):
+    """pgloader gets user, host and password through PGUSER, PGHOST, PGPASSWORD (its URLs have no
+    quoting and do not decode escapes), and TLS."""
     password = "p@ss w%rd:/?x"
+    user = "hrp loader 'test'@x"
+    role = psycopg.sql.Identifier(user)
     dbname = psycopg.conninfo.conninfo_to_dict(schema_db)["dbname"]
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
-        admin.execute("drop role if exists hrp_loader_test")
-        admin.execute(psycopg.sql.SQL("create role hrp_loader_test login superuser password {}").format(
-            psycopg.sql.Literal(password)))
+        admin.execute(psycopg.sql.SQL("drop role if exists {}").format(role))
+        admin.execute(psycopg.sql.SQL("create role {} login superuser password {}").format(
+            role, psycopg.sql.Literal(password)))
     try:
-        dsn = pg_cluster.tcp_dsn(dbname, "hrp_loader_test", password)
+        dsn = pg_cluster.tcp_dsn(dbname, user, password)
         assert "verify-full" in dsn
         path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=11)
         report = load(path, dsn)
@@ -530,9 +533,9 @@ def test_load_over_tls_with_a_password_pgloader_cannot_take_in_a_url(pg_cluster,
             assert conn.execute("select count(*) from predictions").fetchone()[0] == 2_000
     finally:
         with psycopg.connect(schema_db, autocommit=True) as admin:  # the work tables it created
-            admin.execute("reassign owned by hrp_loader_test to postgres")
+            admin.execute(psycopg.sql.SQL("reassign owned by {} to postgres").format(role))
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
-            admin.execute("drop role hrp_loader_test")
+            admin.execute(psycopg.sql.SQL("drop role {}").format(role))
 
 
 def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path, monkeypatch):
