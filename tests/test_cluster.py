@@ -80,7 +80,21 @@ def test_init_twice_is_refused(pg_cluster):
     (("::/0",), "would let the whole internet try to log in"),
     (("127.0.0.1/32 trust",), "is not a CIDR network"),
     (("10.0.0.1/8",), "is not a CIDR network"),  # host bits set: a typo, not a network
+    (("0.0.0.0/1", "128.0.0.0/1"), "together cover every IPv4 address"),
+    (("::/1", "8000::/1", "10.0.0.0/8"), "together cover every IPv6 address"),
+    (("10.0.0.0/8", "12.0.0.0/7"), r"12\.0\.0\.0/7 are wider than /8.*HRP_ALLOW_WIDE_CLIENT_NETWORKS=1"),
 ])
-def test_bad_client_networks_are_refused_before_pg_hba_is_written(tmp_path, networks, error):
+def test_bad_client_networks_are_refused_before_pg_hba_is_written(tmp_path, monkeypatch, networks, error):
+    monkeypatch.delenv("HRP_ALLOW_WIDE_CLIENT_NETWORKS", raising=False)
     with pytest.raises(HarnessError, match=error):
         Cluster(tmp_path, port=5999, client_networks=networks).conf_values()
+
+
+def test_a_wide_client_network_needs_the_explicit_override(tmp_path, monkeypatch):
+    networks = ("12.0.0.0/7", "10.0.0.0/8")
+    monkeypatch.setenv("HRP_ALLOW_WIDE_CLIENT_NETWORKS", "1")
+    assert Cluster(tmp_path, port=5999, client_networks=networks).conf_values()["CLIENT_NETWORKS"] == \
+        "12.0.0.0/7 10.0.0.0/8"
+    # not even the override lets a set that covers everyone through
+    with pytest.raises(HarnessError, match="together cover every IPv4 address"):
+        Cluster(tmp_path, port=5999, client_networks=("0.0.0.0/1", "128.0.0.0/1")).conf_values()

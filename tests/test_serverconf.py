@@ -64,7 +64,7 @@ def test_dsn_deploy_sets_audit_and_logging_at_database_scope(dsn_deploy):
                   for name in ("pgaudit.log", "pgaudit.log_parameter", "log_statement",
                                "log_min_duration_statement")}
         has_pgaudit = conn.execute("select 1 from pg_extension where extname = 'pgaudit'").fetchone()
-    assert scoped == {"pgaudit.log": "all", "pgaudit.log_parameter": "on", "log_statement": "ddl",
+    assert scoped == {"pgaudit.log": "all", "pgaudit.log_parameter": "on", "log_statement": "none",
                       "log_min_duration_statement": "1s"}
     assert has_pgaudit is None  # not preloaded: not created (and the deploy did not fail)
 
