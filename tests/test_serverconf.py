@@ -38,7 +38,8 @@ def test_dsn_deploy_lists_server_wide_settings_with_restart_marks(dsn_deploy):
     _, lines = dsn_deploy
     text = "\n".join(lines)
     assert "deploy changed nothing server-wide" in text
-    assert "RESTART  shared_preload_libraries = 'pgaudit,pg_stat_statements'" in text
+    assert "RESTART  shared_preload_libraries = 'pgaudit,pg_stat_statements,pg_cron'" in text
+    assert "RESTART  cron.use_background_workers = on" in text
     assert "RESTART  logging_collector = on" in text
     assert "reload   ssl = on    (now: off; conf/tls.conf)" in text
     assert "reload   ssl_min_protocol_version = 'TLSv1.3'" in text
