@@ -168,10 +168,12 @@ declare
     datadir constant text := current_setting('data_directory');
     shell_path constant text := '''' || replace(datadir, '''', '''\''''') || '''';
 begin
-    create temp table if not exists hrp_disk_usage (
-        size_bytes bigint, used_bytes bigint, avail_bytes bigint
-    ) on commit drop;
-    truncate hrp_disk_usage;
+    if to_regclass('pg_temp.hrp_disk_usage') is null then
+        create temp table hrp_disk_usage (
+            size_bytes bigint, used_bytes bigint, avail_bytes bigint
+        ) on commit drop;
+    end if;
+    truncate pg_temp.hrp_disk_usage;
     execute format(
         'copy pg_temp.hrp_disk_usage from program %L',
         'df -P -B1 ' || shell_path || ' | awk ''NR == 2 {print $2 "\t" $3 "\t" $4}'''
