@@ -48,7 +48,7 @@ def _connect(dsn: str, **kwargs) -> psycopg.Connection:
     except psycopg.OperationalError as exc:
         params = conninfo_to_dict(dsn)
         where = f"{params.get('host', 'localhost')}:{params.get('port', '5432')}"
-        raise HarnessError(f"cannot connect to PostgreSQL at {where}: {str(exc).strip()}") from None
+        raise HarnessError(f"cannot connect to PostgreSQL at {where}: {' '.join(str(exc).split())}") from None
 
 
 def _deployed(conn: psycopg.Connection, dbname: str) -> None:
