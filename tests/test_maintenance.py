@@ -420,7 +420,7 @@ def test_pg_cron_runs_every_job_and_a_failing_job_shows_in_job_run_details(pg_cl
             time.sleep(2)
     for job in JOBS:
         assert rows[f"{job}@{db}"].startswith("succeeded"), rows
-    assert rows[f"broken@{db}"].startswith("failed: ERROR:  function maintenance.no_such_job() does not exist"), rows
+    assert rows[f"broken@{db}"].startswith("failed: ERROR: function maintenance.no_such_job() does not exist"), rows
     with psycopg.connect(loaded) as conn:
         ran = {job for (job,) in conn.execute("select distinct job from maintenance.runs")}
     assert ran == set(JOBS)
