@@ -424,6 +424,16 @@ def _base_env() -> dict[str, str]:
 
 # -- backups ------------------------------------------------------------------------------------
 
+def preload_without_cron() -> str:
+    """conf/base.conf's shared_preload_libraries less pg_cron, quoted: for servers that must run no
+    job (restored copies)."""
+    from .serverconf import conf_settings
+
+    [value] = [value for _, name, value in conf_settings(("base",)) if name == "shared_preload_libraries"]
+    libraries = [lib for lib in value.strip("'").split(",") if lib.strip() != "pg_cron"]
+    return "'" + ",".join(libraries) + "'"
+
+
 def check_backups(repo, max_age_hours: float = BACKUP_MAX_AGE_HOURS) -> dict:
     """The daily backup verification (`invoke backup.check`, a systemd timer): WAL archiving works
     (pgbackrest check), the repository's backups and archive are intact (pgbackrest verify), and
