@@ -199,6 +199,15 @@ def bench_migration(c, size="production", seed=1, repeat=3):
     run(size=size, seed=int(seed), repeat=int(repeat))
 
 
+@task(name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
+                                  "seed": "seed of the random query parameters"})
+def bench_partitioning(c, size="production", seed=1):
+    """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
+    from hrp_harness.bench_partitioning import run
+
+    run(size=size, seed=int(seed))
+
+
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
             "from_": "superuser URL of the source database; default: the embedded hrp_database"})
 def anonymize(c, to, from_=None):
@@ -390,15 +399,6 @@ ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_check, backup_logical, backup_logical_restore))
 ns.add_task(restore)
-@task(name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
-                                  "seed": "seed of the random query parameters"})
-def bench_partitioning(c, size="production", seed=1):
-    """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
-    from hrp_harness.bench_partitioning import run
-
-    run(size=size, seed=int(seed))
-
-
 ns.add_collection(Collection("bench", bench_migration, bench_partitioning))
 
 

@@ -89,7 +89,8 @@ def ensure_database(url: str, echo=print, source_timezone: str | None = None) ->
 
 def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = None) -> str:
     """Deploy the schema, then set the login roles' passwords (SCRAM) and schedule the maintenance
-    jobs (pg_cron); returns the superuser DSN of the deployed database. With dsn, also lists the server-wide settings a DBA must install.
+    jobs (pg_cron; without it a notice, not a failure); returns the superuser DSN of the deployed
+    database. With dsn, also lists the server-wide settings a DBA must install.
     Writes no row of the spec's tables (deploy_data does, when asked or when there are none)."""
     if dsn is None:
         cluster = start_embedded(echo)
