@@ -82,6 +82,11 @@ def cron_server(conn: psycopg.Connection) -> CronServer:
     return CronServer(cron_db)
 
 
+def _has_cron_tables(conn: psycopg.Connection) -> bool:
+    """pg_cron is loaded on the server, but is its extension created (by a deploy) yet?"""
+    return conn.execute("select to_regclass('cron.job') is not null").fetchone()[0]
+
+
 @dataclass
 class Scheduled:
     cron_database: str | None
@@ -148,7 +153,7 @@ def _resolve_job(target: str, job: str) -> tuple[str, str, str]:
     short = job.removesuffix(f"@{dbname}")
     if server.available:
         with _connect(make_conninfo(target, dbname=server.database)) as conn:
-            found = conn.execute(
+            found = _has_cron_tables(conn) and conn.execute(
                 "select jobname, database, command from cron.job where jobname = %s and database = %s "
                 "and username = current_user", (f"{short}@{dbname}", dbname)).fetchone()
         if found:
@@ -283,6 +288,11 @@ def window(target: str) -> list[str]:
             "select job_name, schedule, description from maintenance.schedule order by job_name").fetchall()
         server = cron_server(conn)
     scheduled = {}
+    if server.available:
+        with _connect(make_conninfo(target, dbname=server.database)) as conn:
+            if not _has_cron_tables(conn):
+                server = CronServer(None, f"the pg_cron extension is not created in {server.database} "
+                                          "yet (deploy creates it)")
     if server.available:
         with _connect(make_conninfo(target, dbname=server.database)) as conn:
             for name, when, active, status, end in conn.execute(

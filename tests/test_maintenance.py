@@ -166,6 +166,22 @@ def test_the_daily_job_vacuums_the_table_the_app_deleted_from(loaded):
     assert (dead, vacuums) == (0, 1)
 
 
+def test_the_daily_job_analyzes_a_partitioned_table_whose_partitions_changed(schema_db):
+    with psycopg.connect(schema_db) as conn:
+        conn.execute("create table public.hrp_parted (id integer, v integer) partition by range (id)")
+        conn.execute("create table public.hrp_parted_1 partition of public.hrp_parted for values from (0) to (1000)")
+        conn.execute("create table public.hrp_parted_2 partition of public.hrp_parted for values from (1000) to (2000)")
+        conn.execute("insert into public.hrp_parted select g, g from generate_series(0, 1999) as g")
+    wait_for_dead_tuples(schema_db, "public.hrp_parted_1", timeout=2)  # lets the insert counts arrive
+    done = run_job(schema_db, "daily_vacuum_analyze")
+    analyzed = {obj: fig["done"] for _, kind, obj, fig in done.findings if kind == "analyze"}
+    assert {k: v for k, v in analyzed.items() if k.startswith("hrp_parted")} == {
+        "hrp_parted": True, "hrp_parted_1": True, "hrp_parted_2": True}
+    with psycopg.connect(schema_db) as conn:  # the planner now has statistics for the whole table
+        assert conn.execute("select count(*) from pg_stats where tablename = 'hrp_parted'"
+                            " and inherited").fetchone()[0] == 2
+
+
 def test_the_weekly_report_resets_the_statements_of_its_database_only(loaded, pg_cluster):
     marker = "select 1 as hrp_weekly_reset_marker"
     for dsn in (loaded, pg_cluster.dsn("postgres")):
