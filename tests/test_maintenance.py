@@ -70,17 +70,18 @@ def unschedule(dsn: str) -> None:
              variables={"database": dbname(dsn), "jobs": "[]"})
 
 
-def wait_for_dead_tuples(dsn: str, table: str, timeout: float = 10) -> int:
+def wait_for_counts(dsn: str, table: str, counter: str = "n_dead_tup", timeout: float = 10) -> int:
     """Statistics reach the shared counters when a backend flushes them (at the latest when it
-    exits): wait until the table's dead tuples show."""
+    exits): wait until the table's counter (a pg_stat_user_tables column) shows rows."""
+    query = sql.SQL("select {} from pg_stat_user_tables where relid = %s::regclass").format(
+        sql.Identifier(counter))
     deadline = time.monotonic() + timeout
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
             conn.execute("select pg_stat_clear_snapshot()")
-            dead = conn.execute("select n_dead_tup from pg_stat_user_tables where relid = %s::regclass",
-                                (table,)).fetchone()[0]
-            if dead > 0 or time.monotonic() > deadline:
-                return dead
+            count = conn.execute(query, (table,)).fetchone()[0]
+            if count > 0 or time.monotonic() > deadline:
+                return count
             time.sleep(0.1)
 
 
@@ -138,7 +139,7 @@ def test_a_second_sync_keeps_the_jobs_a_paused_job_and_drops_a_job_the_schedule_
 @pytest.mark.parametrize("job", JOBS)
 def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loaded, job):
     before = content(loaded)
-    wait_for_dead_tuples(loaded, "public.predictions")
+    wait_for_counts(loaded, "public.predictions")
     done = run_job(loaded, f"{job}@{dbname(loaded)}")
     assert content(loaded) == before
     assert done.run_id is not None and done.findings
@@ -154,7 +155,7 @@ def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loa
 
 
 def test_the_daily_job_vacuums_the_table_the_app_deleted_from(loaded):
-    assert wait_for_dead_tuples(loaded, "public.predictions") >= 3000
+    assert wait_for_counts(loaded, "public.predictions") >= 3000
     done = run_job(loaded, "daily_vacuum_analyze")  # the schedule's name works too
     vacuumed = {obj: fig for _, kind, obj, fig in done.findings if kind == "vacuum_analyze"}
     assert vacuumed["predictions"]["done"] is True
@@ -172,7 +173,8 @@ def test_the_daily_job_analyzes_a_partitioned_table_whose_partitions_changed(sch
         conn.execute("create table public.hrp_parted_1 partition of public.hrp_parted for values from (0) to (1000)")
         conn.execute("create table public.hrp_parted_2 partition of public.hrp_parted for values from (1000) to (2000)")
         conn.execute("insert into public.hrp_parted select g, g from generate_series(0, 1999) as g")
-    wait_for_dead_tuples(schema_db, "public.hrp_parted_1", timeout=2)  # lets the insert counts arrive
+    for partition in ("public.hrp_parted_1", "public.hrp_parted_2"):
+        assert wait_for_counts(schema_db, partition, "n_live_tup") == 1000
     done = run_job(schema_db, "daily_vacuum_analyze")
     analyzed = {obj: fig["done"] for _, kind, obj, fig in done.findings if kind == "analyze"}
     assert {k: v for k, v in analyzed.items() if k.startswith("hrp_parted")} == {
