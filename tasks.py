@@ -8,7 +8,7 @@ import sys
 import psycopg
 from invoke import Collection, task
 
-from hrp_harness import HarnessError
+from hrp_harness import HarnessError, inputs
 
 
 def _report_errors(kind, exc, traceback) -> None:
@@ -48,8 +48,10 @@ sys.excepthook = _report_errors
             "sqlite": "SQLite file of the HRP app to load after the schema (an explicit load: see "
                       "`invoke load`); default: the generated test-size sample, and only into a database "
                       "that holds no data and no load wrote",
-            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)"})
-def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
+            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)",
+            "mapping": "mapping file for a source whose tables or columns differ from the spec's (TOML, "
+                       "README \"Mapping file\"; e.g. data/mappings/hrp-app-2025.toml)"})
+def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
     """Deploy: cluster (or --dsn), deploy.plan, passwords; load --sqlite, or the sample if no data.
 
     Without --sqlite the generated sample is loaded only into a database that holds no rows and no
@@ -58,7 +60,7 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
     from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster
     from hrp_harness.passwords import secrets_file
 
-    target = deploy_and_load(dsn, sqlite, source_timezone)
+    target = deploy_and_load(dsn, sqlite, source_timezone, mapping=mapping)
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
@@ -148,7 +150,7 @@ def conf_install(c):
 
 # -- SQLite -> PostgreSQL migration ------------------------------------------------------------
 
-@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema)",
+@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema, or any shape with --mapping)",
             "dsn": "URL of the deployed target database; default: the embedded cluster's hrp_database",
             "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
             "max_quarantine": "abort and roll back when more than N rows would be quarantined",
@@ -157,16 +159,18 @@ def conf_install(c):
             "discard_target_changes": "load even though the target changed since the last load (rows "
                                       "the app wrote are overwritten or deleted)",
             "final": "the cutover load: the database is marked live with its commit and every later "
-                     "load is refused"})
+                     "load is refused",
+            "mapping": "mapping file for a source whose tables or columns differ from the spec's (TOML, "
+                       "README \"Mapping file\"; e.g. data/mappings/hrp-app-2025.toml)"})
 def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None,
-         discard_target_changes=False, final=False):
+         discard_target_changes=False, final=False, mapping=None):
     """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
-    from hrp_harness import migrate
+    from hrp_harness import migration
     from hrp_harness.deploy import DATABASE, embedded_cluster
 
-    migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
+    migration.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
                  max_quarantine=max_quarantine, source_timezone=source_timezone, report_path=report,
-                 discard_target_changes=discard_target_changes, final=final)
+                 discard_target_changes=discard_target_changes, final=final, mapping=mapping)
 
 
 @task(help={"dsn": "superuser URL of the loaded target database; default: the embedded cluster's "
@@ -174,23 +178,31 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
 def cutover(c, dsn=None):
     """Mark the database live after its last load: the app owns the data, every later load is refused."""
     from hrp_harness.deploy import DATABASE, embedded_cluster
-    from hrp_harness.migrate import mark_live
+    from hrp_harness.migration import mark_live
 
     run = mark_live(dsn or embedded_cluster().dsn(DATABASE))
     print(f"the database is live after load run {run}: every later load is refused")
 
 
-@task(help={"out": "SQLite file to write", "size": "test (spec's test size) or production",
-            "seed": "seed of the deterministic generator (default 1)"})
-def sample(c, out, size="test", seed=1):
-    """Generate a deterministic sample SQLite database of the HRP app (data/sample/generate.sql)."""
+@task(help={"out": "SQLite file to write", "size": "test (spec's test size), production or 10x",
+            "seed": "seed of the deterministic generator (default 1)",
+            "shape": "spec (the spec's SQLite schema, default), sqlalchemy (its columns with SQLAlchemy's "
+                     "declared types) or app (the app's 2025 schema: load it with --mapping "
+                     "data/mappings/hrp-app-2025.toml)"})
+def sample(c, out, size="test", seed=1, shape="spec"):
+    """Generate a deterministic sample SQLite database of the HRP app (data/sample/)."""
     from hrp_harness import sample as gen
 
-    path = gen.generate(out, size, int(seed))
-    print(f"wrote {path} ({size}, seed {seed})")
+    if size not in gen.SIZES or shape not in gen.SHAPES:
+        raise HarnessError(f"--size is one of {', '.join(gen.SIZES)}, --shape one of {', '.join(gen.SHAPES)}")
+    seed = inputs.non_negative_int(seed, "--seed")
+    path = gen.generate(out, size, seed, shape=shape)
+    print(f"wrote {path} ({size}, {shape} shape, seed {seed})")
 
 
-@task(name="migration", help={"size": "production (default) or test", "seed": "generator seed",
+@task(name="migration", help={"size": "production (default), test, or 10x (5.6 M rows; also runs the "
+                                       "production-size load in the same rounds: the 10x / 1x ratio)",
+                               "seed": "generator seed",
                                "repeat": "rounds of every phase, medians reported (default 3)"})
 def bench_migration(c, size="production", seed=1, repeat=3):
     """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
