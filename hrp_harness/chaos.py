@@ -100,11 +100,9 @@ class Fault:
         return started
 
     def thaw(self) -> None:
-        for proc in self._stopped:
-            try:
-                proc.send_signal(signal.SIGCONT)
-            except psutil.NoSuchProcess:  # the postmaster check killed a frozen postmaster
-                pass
+        """SIGCONT what was stopped (and the runuser parents that stopped with it); a frozen
+        postmaster the postmaster check killed is simply gone."""
+        procs.continue_stopped(self._stopped)
         self._stopped = []
 
 

@@ -268,16 +268,12 @@ class HaCluster:
 
     def thaw(self) -> int:
         """SIGCONT every stopped process of the cluster (a chaos run killed while it held a freeze
-        leaves them stopped for good); returns how many there were."""
-        thawed = 0
-        for proc in self.processes():
-            try:
-                if proc.status() == psutil.STATUS_STOPPED:
-                    proc.send_signal(signal.SIGCONT)
-                    thawed += 1
-            except psutil.NoSuchProcess:
-                pass
-        return thawed
+        leaves them stopped for good), the runuser wrappers that started them included (also those
+        whose program is gone: a stopped runuser never reaps its child); returns how many."""
+        base = str(self.base)
+        wrappers = [p for p in psutil.process_iter(["name", "cmdline"])
+                    if p.info["name"] == "runuser" and any(base in arg for arg in p.info["cmdline"] or ())]
+        return procs.continue_stopped(self.processes() + wrappers)
 
     def stop_node(self, name: str) -> None:
         """Stop the postmaster check, then Patroni by pid (it shuts PostgreSQL down), then any
@@ -290,13 +286,13 @@ class HaCluster:
         if self.postmaster_pid(name):
             subprocess.run(as_server_user([PGBIN / "pg_ctl", "stop", "-D", data, "-m", "immediate",
                                            "-w"]), capture_output=True, cwd="/")
-        _, alive = psutil.wait_procs(victims, timeout=30)
+        alive = procs.wait_gone(victims, timeout=30)
         for proc in alive:
             try:
                 proc.kill()
             except psutil.NoSuchProcess:
                 pass
-        psutil.wait_procs(alive, timeout=10)
+        procs.wait_gone(alive, timeout=10)
 
     def kill_node(self, name: str) -> float:
         """Crash a member: SIGKILL its Patroni, postmaster, their children and its postmaster check
@@ -700,14 +696,19 @@ class HaCluster:
         if not load.record.acks:
             load.stop()
             raise HaError(f"drill writer failed before the kill: {load.record.last_error}")
+        old_port = self.pg_port(old)
         killed_at = self.kill_node(old)
+
+        def first_ack() -> float | None:
+            return load.record.first_ack_after(killed_at, new_connection=True, other_than_port=old_port)
+
         try:
-            self._wait(lambda: load.record.first_ack_after(killed_at) is not None, 180,
-                       "the first acknowledged write after the kill")
+            self._wait(lambda: first_ack() is not None, 180,
+                       "the first acknowledged write on a new connection to the new primary")
             time.sleep(after_s)
         finally:
             record = load.stop()
-        rto = record.first_ack_after(killed_at) - killed_at
+        rto = first_ack() - killed_at
         new = self.leader()
         lost = writeload.missing(self.dsn(), record.acked_ids)
         log = self.node_dir(old) / "patroni.log"

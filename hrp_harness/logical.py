@@ -117,15 +117,24 @@ def restore(path: Path, dsn: str, secret: str | None = None) -> None:
 
 
 def restore_roles(roles: Path, dsn: str, secret: str | None = None) -> None:
-    """Run the roles file through psql: a role that exists already fails its CREATE ROLE and keeps
-    its password (the file has none); any other error stops the restore."""
-    errors = _pipe(["openssl", "enc", "-d", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-in", str(roles)],
-                   [pgbin("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0", "--dbname", dsn],
-                   _env(secret), f"roles of {roles}", decrypting=True)
+    """Decrypt the roles file whole first (never feed psql what a wrong key made of it), check it
+    is a pg_dumpall output, then run it through psql: a role that exists already fails its CREATE
+    ROLE and keeps its password (the file has none); any other error stops the restore."""
+    env = _env(secret)
+    decrypted = subprocess.run(["openssl", "enc", "-d", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-in",
+                                str(roles)], capture_output=True, env=env)
+    if decrypted.returncode != 0 or b"PostgreSQL database cluster dump" not in decrypted.stdout[:200]:
+        raise LogicalBackupError(
+            f"restore of {roles} failed -- wrong passphrase? It must be the one the backup was made "
+            f"with (${PASSPHRASE_ENV} or {passphrase_file()}): openssl exit {decrypted.returncode} "
+            f"{decrypted.stderr.decode(errors='replace').strip()[:200]}")
+    done = subprocess.run([pgbin("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0",
+                           "--dbname", dsn], input=decrypted.stdout, capture_output=True, env=env)
+    errors = done.stderr.decode(errors="replace")
     unexpected = [line for line in errors.splitlines()
-                  if "ERROR:" in line and not line.rstrip().endswith("already exists")]
-    if unexpected:
-        raise LogicalBackupError(f"roles of {roles}: " + "; ".join(unexpected))
+                  if ("ERROR:" in line or "FATAL:" in line) and not line.rstrip().endswith("already exists")]
+    if done.returncode != 0 or unexpected:
+        raise LogicalBackupError(f"roles of {roles}: " + ("; ".join(unexpected) or errors.strip()))
 
 
 def backups(directory: Path | None = None) -> list[Path]:

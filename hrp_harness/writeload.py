@@ -32,6 +32,8 @@ class Ack:
     n: int
     at: float  # time.monotonic() when the client got the answer
     client: str
+    opened: float  # time.monotonic() when its connection was opened
+    port: int  # the server's port: which member acknowledged it
 
 
 @dataclass
@@ -56,8 +58,13 @@ class LoadRecord:
             worst = max(worst, max(b - a for a, b in zip(edges, edges[1:])))
         return worst
 
-    def first_ack_after(self, moment: float) -> float | None:
-        later = [a.at for a in self.acks if a.at > moment]
+    def first_ack_after(self, moment: float, new_connection: bool = False,
+                        other_than_port: int | None = None) -> float | None:
+        """When the first commit after moment was acknowledged (new_connection: on a connection
+        opened after moment; other_than_port: by another member than that one, as the drill's
+        RTO wants it)."""
+        later = [a.at for a in self.acks if a.at > moment and (not new_connection or a.opened > moment)
+                 and a.port != other_than_port]
         return min(later) if later else None
 
 
@@ -66,14 +73,18 @@ class _Client(threading.Thread):
         super().__init__(daemon=True, name=f"writeload-{name}")
         self.load, self.client, self.fresh = load, name, fresh
         self.conn: psycopg.Connection | None = None
+        self.opened = 0.0
 
     def _attempt(self, n: int, conn_box: list) -> None:
-        """One commit; runs in a thread of its own so that the client can walk away from it."""
+        """One commit; runs in a thread of its own so that the client can walk away from it.
+        conn_box: [connection or None, when it was opened, then the error if any]."""
         try:
-            conn = conn_box[0] or psycopg.connect(self.load.dsn, autocommit=True)
-            conn_box[0] = conn
+            if conn_box[0] is None:
+                conn_box[1] = time.monotonic()
+                conn_box[0] = psycopg.connect(self.load.dsn, autocommit=True)
+            conn = conn_box[0]
             conn.execute(INSERT, [n])
-            self.load.add_ack(Ack(n, time.monotonic(), self.client))
+            self.load.add_ack(Ack(n, time.monotonic(), self.client, conn_box[1], conn.info.port))
             if self.fresh:
                 conn.close()
         except psycopg.Error as exc:
@@ -84,7 +95,7 @@ class _Client(threading.Thread):
     def run(self) -> None:
         while not self.load.halted.is_set():
             n = self.load.next_id()
-            box = [None if self.fresh else self.conn]
+            box = [None, 0.0] if self.fresh or self.conn is None else [self.conn, self.opened]
             worker = threading.Thread(target=self._attempt, args=(n, box), daemon=True)
             worker.start()
             worker.join(COMMIT_TIMEOUT_S)
@@ -93,12 +104,12 @@ class _Client(threading.Thread):
                 self.load.note(unknown=True, error=f"commit {n}: no answer within {COMMIT_TIMEOUT_S:g} s")
                 self.conn = None
                 continue
-            if len(box) > 1:
-                self.load.note(error=str(box[1]).strip())
+            if len(box) > 2:
+                self.load.note(error=str(box[2]).strip())
                 self.conn = None
                 time.sleep(0.05)
             elif not self.fresh:
-                self.conn = box[0]
+                self.conn, self.opened = box[0], box[1]
         if self.conn is not None:
             self.conn.close()
 
