@@ -478,6 +478,13 @@ class HaCluster:
                 found.append(f"{name}: {member['state']}, not streaming")
             elif member["role"] != "leader" and timeline and member.get("timeline") != timeline:
                 found.append(f"{name}: timeline {member.get('timeline')}, the leader is on {timeline}")
+        syncs = [m for m in members.values() if m["role"] == "sync_standby"]
+        streaming = [m for m in members.values() if m["role"] != "leader" and m["state"] == "streaming"]
+        if not found and syncs and streaming:
+            best = max(streaming, key=lambda m: SYNC_PRIORITY.get(m["name"], 0))
+            if SYNC_PRIORITY.get(syncs[0]["name"], 0) < SYNC_PRIORITY.get(best["name"], 0):
+                found.append(f"{syncs[0]['name']} is the synchronous standby while {best['name']} "
+                             "(higher sync_priority) streams: Patroni is handing the role back")
         if deep and not found:
             found += self._replication_problems(leaders[0]["name"])
         return found
@@ -620,7 +627,9 @@ class HaCluster:
         if candidate == leader:
             raise HaError(f"switchover candidate {candidate!r} is the leader already: pick a replica")
         started = time.monotonic()
-        self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate", candidate, "--force")
+        output = self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate", candidate, "--force")
+        if "Successfully" not in output:  # patronictl may exit 0 on "Failover failed"
+            raise HaError(f"patronictl switchover {leader} -> {candidate}: {output.strip()}")
         self._wait(lambda: self.leader() == candidate, 60, f"{candidate} to lead")
         self.wait_healthy(timeout=120)
         return {"old_primary": leader, "new_primary": candidate,
@@ -636,7 +645,9 @@ class HaCluster:
             raise HaError(f"failover candidate {candidate!r} is the leader already")
         was_sync = self.sync_standby() == candidate
         started = time.monotonic()
-        self.patronictl("failover", SCOPE, "--candidate", candidate, "--force")
+        output = self.patronictl("failover", SCOPE, "--candidate", candidate, "--force")
+        if "Successfully" not in output:  # patronictl may exit 0 on "Failover failed"
+            raise HaError(f"patronictl failover to {candidate}: {output.strip()}")
         self._wait(lambda: self.leader() == candidate, 90, f"{candidate} to lead")
         self.wait_healthy(timeout=180)
         return {"old_primary": before, "new_primary": candidate, "candidate_was_sync_standby": was_sync,
