@@ -81,7 +81,7 @@ def lint(c):
 
 
 @task(help={"k": "only tests matching this pytest -k expression",
-            "slow": "run only the `slow` tests: every chaos fault x 3 rounds at production timings (~40 min)"})
+            "slow": "run only the `slow` tests: every chaos fault x 3 rounds at production timings"})
 def test(c, k=None, slow=False):
     """Run the test suite (pytest: pgTAP files, lint, harness integration tests; `slow` skipped,
     --slow runs only those)."""

@@ -191,8 +191,8 @@ def run_chaos(fault: str, rounds: int = 1, timings_name: str = "production", bas
         "lost_commits": sum(r.lost for r in results),
         "converged": len(results) == int(rounds) and all(r.converged for r in results),
         "max_write_outage_s": max(r.write_outage_s for r in results),
-        "max_recovery_s": max((r.recovery_s or 0.0) for r in results) if all(r.converged for r in results)
-        else None,
+        "max_recovery_s": (max(r.recovery_s for r in results)
+                           if all(r.converged for r in results) else None),
     }
     for line in table(results):
         echo(line)
@@ -210,8 +210,10 @@ def table(results: list[Round]) -> list[str]:
     head = ("round", "victim", "old -> new primary", "acked", "lost", "unknown", "write outage s",
             "recovery s", "converged")
     rows = [(str(r.round), r.victim, f"{r.old_primary} -> {r.new_primary}", str(r.acked), str(r.lost),
-             str(r.unknown), f"{r.write_outage_s:.1f}", "-" if r.recovery_s is None else f"{r.recovery_s:.1f}",
-             "yes" if r.converged else "NO") for r in results]
+             str(r.unknown), f"{r.write_outage_s:.1f}",
+             "-" if r.recovery_s is None else f"{r.recovery_s:.1f}", "yes" if r.converged else "NO")
+            for r in results]
     widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return [fmt.format(*head), fmt.format(*("-" * w for w in widths)), *(fmt.format(*row) for row in rows)]
+    return [fmt.format(*head), fmt.format(*("-" * w for w in widths)),
+            *(fmt.format(*row) for row in rows)]

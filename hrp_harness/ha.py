@@ -226,7 +226,8 @@ class HaCluster:
         if not self.patroni_pid(name):
             patroni = VENV_BIN / "patroni"
             if not patroni.exists():
-                raise HaError(f"{patroni} is missing: run `./hrp setup` (Patroni comes from requirements.txt)")
+                raise HaError(f"{patroni} is missing: run `./hrp setup` (Patroni comes from "
+                              "requirements.txt)")
             ports = [self.meta["nodes"][name]["rest_port"]]
             if not self.postmaster_pid(name):  # Patroni adopts its own
                 ports.append(self.pg_port(name))
@@ -234,9 +235,9 @@ class HaCluster:
             procs.spawn([str(patroni), str(self.patroni_yml(name))], node / "patroni.log",
                         self._patroni_pidfile(name), cwd=node)
         if not procs.read_pid(self._check_pidfile(name)):
-            procs.spawn([str(VENV_BIN / "python"), str(POSTMASTER_CHECK), "--data", str(self.data_dir(name)),
-                         "--socket", str(self.socket_dir(name)), "--port", str(self.pg_port(name)),
-                         "--rest", self.rest_url(name)],
+            procs.spawn([str(VENV_BIN / "python"), str(POSTMASTER_CHECK),
+                         "--data", str(self.data_dir(name)), "--socket", str(self.socket_dir(name)),
+                         "--port", str(self.pg_port(name)), "--rest", self.rest_url(name)],
                         node / "postmaster-check.log", self._check_pidfile(name), cwd=node)
 
     def node_processes(self, name: str) -> list[psutil.Process]:
@@ -271,8 +272,8 @@ class HaCluster:
         leaves them stopped for good), the runuser wrappers that started them included (also those
         whose program is gone: a stopped runuser never reaps its child); returns how many."""
         base = str(self.base)
-        wrappers = [p for p in psutil.process_iter(["name", "cmdline"])
-                    if p.info["name"] == "runuser" and any(base in arg for arg in p.info["cmdline"] or ())]
+        wrappers = [p for p in psutil.process_iter(["name", "cmdline"]) if p.info["name"] == "runuser"
+                    and any(base in arg for arg in p.info["cmdline"] or ())]
         return procs.continue_stopped(self.processes() + wrappers)
 
     def stop_node(self, name: str) -> None:
@@ -351,8 +352,9 @@ class HaCluster:
             self._wait(lambda: self.leader() is not None, timeout / 2, "a leader")
         except HaError:
             raise HaError(f"no leader after {timeout / 2:.0f} s; members: {self.members_line()}. "
-                          f"If the synchronous standby is gone for good, `invoke cluster.failover "
-                          f"--candidate NAME` to a running member accepts losing what only it had") from None
+                          "If the synchronous standby is gone for good, `invoke cluster.failover "
+                          "--candidate NAME` to a running member accepts losing what only it "
+                          "had") from None
         try:
             self._wait(lambda: len(self._streaming()) == len(NODES) - 1, timeout / 4,
                        "every replica to stream")
@@ -360,7 +362,10 @@ class HaCluster:
             for member in self.members():
                 if member["role"] != "leader" and member["state"] != "streaming":
                     echo(f"{member['name']} is {member['state']}: re-cloning it from the leader")
-                    self.patronictl("reinit", SCOPE, member["name"], "--force", "--wait")
+                    try:
+                        self.patronictl("reinit", SCOPE, member["name"], "--force", "--wait")
+                    except HaError as exc:  # e.g. Patroni is busy rewinding it: wait_healthy judges
+                        echo(str(exc).splitlines()[0])
 
     def repository_ready(self) -> None:
         """Create the pgBackRest stanza once a primary runs (archive_command needs it)."""
@@ -437,7 +442,8 @@ class HaCluster:
         return view["members"] if view else []
 
     def members_line(self) -> str:
-        return ", ".join(f"{m['name']} {m['role']} {m['state']}" for m in self.members()) or "none answers"
+        members = self.members()
+        return ", ".join(f"{m['name']} {m['role']} {m['state']}" for m in members) or "none answers"
 
     def leader(self) -> str | None:
         for member in self.members():
@@ -500,7 +506,8 @@ class HaCluster:
         found = [f"{name}: no streaming walsender on the leader" for name in NODES
                  if name != leader and name not in rows]
         if "sync" not in rows.values():
-            found.append(f"{leader}: no standby in sync_state 'sync' (synchronous_standby_names = {ssn!r})")
+            found.append(f"{leader}: no standby in sync_state 'sync' "
+                         f"(synchronous_standby_names = {ssn!r})")
         return found
 
     def wait_healthy(self, timeout: float = 120) -> None:
@@ -525,8 +532,8 @@ class HaCluster:
             members.append({**{k: m.get(k) for k in ("name", "role", "state", "host", "port", "timeline",
                                                      "lag")},
                             "tags": m.get("tags", {}),
-                            "pids": {"patroni": self.patroni_pid(name), "postmaster": self.postmaster_pid(name)}
-                            if name in NODES else {}})
+                            "pids": {"patroni": self.patroni_pid(name),
+                                     "postmaster": self.postmaster_pid(name)} if name in NODES else {}})
         problems = self.problems(view) if self.meta else ["no HA cluster"]
         return {"base": str(self.base), "timings": self.meta and self.meta["timings"],
                 "running": bool(members), "paused": bool(view and view.get("pause")),
@@ -567,8 +574,8 @@ class HaCluster:
             target_session_attrs="read-write", connect_timeout=str(connect_timeout), **client_tls)
 
     def node_dsn(self, name: str, dbname: str = "postgres") -> str:
-        return psycopg.conninfo.make_conninfo(host=str(self.socket_dir(name)), port=str(self.pg_port(name)),
-                                              dbname=dbname, user="postgres")
+        return psycopg.conninfo.make_conninfo(host=str(self.socket_dir(name)),
+                                              port=str(self.pg_port(name)), dbname=dbname, user="postgres")
 
     # -- configuration in the DCS --------------------------------------------------------------
     def patch_config(self, change: dict) -> None:
@@ -605,8 +612,8 @@ class HaCluster:
     def patronictl(self, *args: str) -> str:
         """patronictl (from the venv) as the server user with node1's configuration (any member's
         names the same etcd); raises HaError with its output when it fails."""
-        proc = subprocess.run(as_server_user([str(VENV_BIN / "patronictl"), "-c", str(self.patroni_yml(NODES[0])),
-                                              *args]), capture_output=True, text=True, cwd="/")
+        argv = [str(VENV_BIN / "patronictl"), "-c", str(self.patroni_yml(NODES[0])), *args]
+        proc = subprocess.run(as_server_user(argv), capture_output=True, text=True, cwd="/")
         if proc.returncode != 0:
             raise HaError(f"patronictl {' '.join(args)}: {(proc.stdout + proc.stderr).strip()}")
         return proc.stdout
@@ -627,7 +634,8 @@ class HaCluster:
         if candidate == leader:
             raise HaError(f"switchover candidate {candidate!r} is the leader already: pick a replica")
         started = time.monotonic()
-        output = self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate", candidate, "--force")
+        output = self.patronictl("switchover", SCOPE, "--leader", leader, "--candidate", candidate,
+                                 "--force")
         if "Successfully" not in output:  # patronictl may exit 0 on "Failover failed"
             raise HaError(f"patronictl switchover {leader} -> {candidate}: {output.strip()}")
         self._wait(lambda: self.leader() == candidate, 60, f"{candidate} to lead")

@@ -44,8 +44,8 @@ def _env(secret: str | None) -> dict:
 
 #: What openssl or pg_restore say when the passphrase is wrong: openssl's padding check fails
 #: ("bad decrypt"), or, for about 1 wrong key in 256, passes and pg_restore gets garbage.
-_WRONG_KEY_SIGNS = ("bad decrypt", "did not find magic string", "input file does not appear to be a valid archive",
-                    "unsupported version")
+_WRONG_KEY_SIGNS = ("bad decrypt", "did not find magic string",
+                    "input file does not appear to be a valid archive", "unsupported version")
 
 
 def _pipe(first: list[str], second: list[str], env: dict, what: str, decrypting: bool = False) -> str:
@@ -87,7 +87,8 @@ def dump(dsn: str, dbname: str, directory: Path | None = None, secret: str | Non
     roles_partial = roles.with_name(roles.name + ".partial")
     _pipe([pgbin("pg_dumpall"), "--roles-only", "--no-role-passwords", "--dbname",
            make_conninfo(dsn, dbname="postgres")],
-          ["openssl", "enc", "-e", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-out", str(roles_partial)],
+          ["openssl", "enc", "-e", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-out",
+           str(roles_partial)],
           _env(secret), f"roles of the logical backup {target}")
     _pipe([pgbin("pg_dump"), "--format=custom", "--compress=6", "--dbname",
            make_conninfo(dsn, dbname=dbname)],
@@ -131,8 +132,8 @@ def restore_roles(roles: Path, dsn: str, secret: str | None = None) -> None:
     done = subprocess.run([pgbin("psql"), "--no-psqlrc", "--quiet", "--set", "ON_ERROR_STOP=0",
                            "--dbname", dsn], input=decrypted.stdout, capture_output=True, env=env)
     errors = done.stderr.decode(errors="replace")
-    unexpected = [line for line in errors.splitlines()
-                  if ("ERROR:" in line or "FATAL:" in line) and not line.rstrip().endswith("already exists")]
+    unexpected = [line for line in errors.splitlines() if ("ERROR:" in line or "FATAL:" in line)
+                  and not line.rstrip().endswith("already exists")]
     if done.returncode != 0 or unexpected:
         raise LogicalBackupError(f"roles of {roles}: " + ("; ".join(unexpected) or errors.strip()))
 

@@ -230,14 +230,16 @@ def test_logical_backup_carries_its_roles_to_a_new_server(archived, tmp_path):
     try:
         fresh.init().start()
         with psycopg.connect(fresh.dsn(), autocommit=True) as conn:
-            assert conn.execute("select count(*) from pg_roles where rolname like 'hrp%'").fetchone()[0] == 0
+            assert conn.execute("select count(*) from pg_roles "
+                                "where rolname like 'hrp%'").fetchone()[0] == 0
             conn.execute("create database hrp_database")
         logical.restore(dump, fresh.dsn(DATABASE))
         assert compare(fingerprints(cluster.dsn(DATABASE)), fingerprints(fresh.dsn(DATABASE))) == []
         with psycopg.connect(fresh.dsn(DATABASE)) as conn:
             assert conn.execute("select tableowner from pg_tables where schemaname = 'public' and "
                                 "tablename = 'races'").fetchone()[0] == "hrp_owner"
-            assert conn.execute("select has_table_privilege('hrp_app', 'public.races', 'INSERT')").fetchone()[0]
+            assert conn.execute("select has_table_privilege('hrp_app', 'public.races', "
+                                "'INSERT')").fetchone()[0]
             assert conn.execute("select rolpassword is null from pg_authid "
                                 "where rolname = 'hrp_app'").fetchone()[0], "no password travels"
     finally:
@@ -268,7 +270,8 @@ def test_a_failing_pitr_start_reports_the_servers_fatal_line_at_once(archived):
     future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S+00")
     started = time.monotonic()
     try:
-        with pytest.raises(BackupError, match="FATAL: +recovery ended before configured recovery target"):
+        with pytest.raises(BackupError,
+                           match="FATAL: +recovery ended before configured recovery target"):
             restore_copy(repo, base / "future", target_time=future, start=True, source_dsn=cluster.dsn(),
                          echo=lambda *_: None)
         assert time.monotonic() - started < 60, "reported when the server died, not after 120 s"

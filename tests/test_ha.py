@@ -302,6 +302,32 @@ def test_up_brings_back_a_cluster_left_in_a_mess(ha_cluster):
     assert ha_cluster.etcd_get(f"/service/{SCOPE}/failover") is None
 
 
+def test_a_chaos_run_killed_half_way_leaves_nothing_up_cannot_undo(ha_cluster):
+    """SIGKILL of `invoke cluster.chaos` while it holds the primary frozen and has switched the
+    timings (as a CI timeout does): `cluster.up` continues the frozen processes, sets the timings
+    back and the cluster is healthy; no key of the run is left."""
+    ha_cluster.wait_healthy()
+    env = {**os.environ, "HRP_STATE_DIR": str(ha_cluster.base.parent)}
+    run = subprocess.Popen([sys.executable, "-m", "invoke", "cluster.chaos", "--fault", "freeze-primary",
+                            "--timings", "production"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.status() == "stopped" for p in ha_cluster.processes()):
+            assert time.monotonic() < deadline and run.poll() is None, "the run never froze a member"
+            time.sleep(0.2)
+    finally:
+        run.kill()
+        run.wait()
+    assert ha_cluster.dcs_timings() == TIMINGS["production"], "the killed run left its timings"
+    done = _invoke(ha_cluster.base, "cluster.up", "--timings", "drill")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not any(p.status() == "stopped" for p in ha_cluster.processes())
+    assert ha_cluster.dcs_timings() == TIMINGS["drill"]
+    assert ha_cluster.etcd_get(f"/service/{SCOPE}/failover") is None
+    assert ha_cluster.problems() == []
+
+
 # -- last: down --wipe of a cluster with frozen processes ------------------------------------------
 
 def test_down_wipe_ends_stopped_and_wiped_even_when_frozen(ha_cluster):
