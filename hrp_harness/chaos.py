@@ -17,6 +17,7 @@ import time
 from dataclasses import asdict, dataclass
 
 import psutil
+import psycopg
 
 from hrp_harness import procs, writeload
 from hrp_harness.ha import HaCluster, HaError, timings_for_run
@@ -135,7 +136,10 @@ def chaos_round(cluster: HaCluster, fault: str, number: int, timings_name: str,
         record = load.stop()
     # Phase 5: every acknowledged commit on the final primary.
     ended = max((a.at for a in record.acks), default=injected)
-    lost = writeload.missing(cluster.dsn(), record.acked_ids) if recovery_s is not None else []
+    try:
+        lost = writeload.missing(cluster.dsn(), record.acked_ids)
+    except psycopg.Error as exc:  # no primary to ask: the round did not converge either
+        lost, problems = [], [*problems, f"lost commits not counted: {str(exc).splitlines()[0]}"]
     result = Round(fault=fault, round=number, victim=injector.victim, old_primary=old_primary,
                    new_primary=cluster.leader(), acked=len(record.acks), lost=len(lost),
                    unknown=record.unknown, write_outage_s=round(record.max_gap_s(injected, ended), 1),
