@@ -101,7 +101,8 @@ class _Client(threading.Thread):
             worker.join(COMMIT_TIMEOUT_S)
             if worker.is_alive():  # walk away: the outcome is unknown (the worker may still ack)
                 self.load.pending.append(worker)
-                self.load.note(unknown=True,
+                connected = box[0] is not None  # else still connecting: nothing was sent
+                self.load.note(unknown=connected,
                                error=f"commit {n}: no answer within {COMMIT_TIMEOUT_S:g} s")
                 self.conn = None
                 continue

@@ -287,7 +287,7 @@ def test_pause_resume_and_failover_to_a_candidate(ha_cluster):
 
 def test_up_brings_back_a_cluster_left_in_a_mess(ha_cluster):
     """What an interrupted drill leaves: two members dead, a stale failover key, the cluster
-    paused, the survivor frozen; `cluster.up` brings it back without help."""
+    paused, the survivor frozen, etcd dead; `cluster.up` brings it back without help."""
     ha_cluster.wait_healthy()
     leader = ha_cluster.leader()
     others = [n for n in NODES if n != leader]
@@ -298,6 +298,7 @@ def test_up_brings_back_a_cluster_left_in_a_mess(ha_cluster):
                              "value": json.dumps({"leader": others[0], "member": others[1]})})
     for proc in ha_cluster.node_processes(leader):
         os.kill(proc.pid, signal.SIGSTOP)
+    procs.kill_tree_now([ha_cluster.etcd_pid()])
     result = ha_cluster.up(apply_schema=False)
     assert result["healthy"] is True, result["problems"]
     assert result["paused"] is False
