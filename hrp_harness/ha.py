@@ -130,6 +130,8 @@ class HaCluster:
         (etcd_dir / "etcd.yml").write_text(Template((CONF / "etcd.yml.template").read_text())
                                            .substitute(name=f"{SCOPE}-etcd", data_dir=etcd_dir / "data",
                                                        **self.meta["etcd"]))
+        # The check runs as the server user, which may not enter the repository: a copy here.
+        shutil.copy(POSTMASTER_CHECK, self.base / POSTMASTER_CHECK.name)
         tls_files = tls.install(self.base / "tls")  # one local CA and certificate for 127.0.0.1
         for name in NODES:
             self._render_patroni(name, tls_files)
@@ -235,7 +237,7 @@ class HaCluster:
             procs.spawn([str(patroni), str(self.patroni_yml(name))], node / "patroni.log",
                         self._patroni_pidfile(name), cwd=node)
         if not procs.read_pid(self._check_pidfile(name)):
-            procs.spawn([str(VENV_BIN / "python"), str(POSTMASTER_CHECK),
+            procs.spawn([str(VENV_BIN / "python"), str(self.base / POSTMASTER_CHECK.name),
                          "--data", str(self.data_dir(name)), "--socket", str(self.socket_dir(name)),
                          "--port", str(self.pg_port(name)), "--rest", self.rest_url(name)],
                         node / "postmaster-check.log", self._check_pidfile(name), cwd=node)
