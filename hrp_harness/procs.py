@@ -72,22 +72,61 @@ def read_pid(pidfile: Path) -> int | None:
     return pid
 
 
+def gone(proc: psutil.Process) -> bool:
+    """Exited: no such process, or a zombie (dead, waiting for its parent to reap it)."""
+    try:
+        return proc.status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def wait_gone(victims: list[psutil.Process], timeout: float) -> list[psutil.Process]:
+    """Wait until every process has exited (zombies count as exited); returns those still alive."""
+    deadline = time.monotonic() + timeout
+    alive = [p for p in victims if not gone(p)]
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = [p for p in alive if not gone(p)]
+    return alive
+
+
 def stop_pid(pid: int | None, timeout: float = 30.0, sig: int = signal.SIGTERM) -> None:
     """Send sig to pid, wait up to timeout for it to exit, then SIGKILL it."""
     if pid is None:
         return
     try:
         proc = psutil.Process(pid)
+        continue_stopped([proc])  # a stopped process would not act on sig
         proc.send_signal(sig)
-        proc.wait(timeout)
     except psutil.NoSuchProcess:
         return
-    except psutil.TimeoutExpired:
+    if wait_gone([proc], timeout):
         try:
             proc.kill()
-            proc.wait(10)
         except psutil.NoSuchProcess:
-            pass
+            return
+        wait_gone([proc], 10)
+
+
+def continue_stopped(processes: list[psutil.Process]) -> int:
+    """SIGCONT every stopped process of the list, and its stopped runuser parent: util-linux's
+    runuser stops itself when its child stops and, left stopped, never reaps it (the child stays a
+    zombie). Returns how many processes were continued."""
+    continued = 0
+    for proc in processes:
+        try:
+            parent = proc.parent()
+            family = [proc, *([parent] if parent is not None and parent.name() == "runuser" else [])]
+        except psutil.NoSuchProcess:
+            continue
+        for one in family:
+            try:
+                if one.status() == psutil.STATUS_STOPPED:
+                    one.send_signal(signal.SIGCONT)
+                    continued += 1
+            except psutil.NoSuchProcess:
+                pass
+    return continued
 
 
 def kill_tree_now(pids: list[int]) -> None:
@@ -106,4 +145,4 @@ def kill_tree_now(pids: list[int]) -> None:
             os.kill(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    psutil.wait_procs(victims, timeout=10)
+    wait_gone(victims, timeout=10)
