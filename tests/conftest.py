@@ -33,6 +33,8 @@ TEST_PASSWORDS = {
     "hrp_app": "app pw 'quoted' \"double\"; select 1; -- spaces",
     "hrp_readonly": "ro'; drop role hrp_app; --",
     "hrp_backup": "bk $$ dollar \\ backslash %s {}",
+    # postgres_exporter gets it through a file and puts it into a URL: every URL delimiter
+    "hrp_monitor": "mon @:/?#[]&=+% 'q' \"d\" $1 \\ ;",
 }
 
 
