@@ -380,3 +380,41 @@ ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, b
                              backup_logical, backup_logical_restore))
 ns.add_task(restore)
 ns.add_collection(Collection("bench", bench_migration))
+
+
+# -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------
+
+@task(name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
+                             "one"})
+def monitor_up(c, ha=False):
+    """(Re)start the monitoring stack on free 127.0.0.1 ports: postgres_exporter (as hrp_monitor),
+    node exporter, mtail, Patroni's /metrics (--ha), Prometheus with the alert rules, Alertmanager
+    and the local webhook receiver. Last line: JSON with prometheus_url, alertmanager_url and
+    exporter_url."""
+    import json
+
+    from hrp_harness.monitor import bring_up
+
+    urls = bring_up(ha=ha)
+    print(f"console page: {urls['prometheus_url']}consoles/hrp-overview.html")
+    print(json.dumps(urls))
+
+
+@task(name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
+def monitor_down(c, wipe=False):
+    """Stop the monitoring stack (each process by its pid)."""
+    from hrp_harness.monitor import Stack
+
+    Stack().down(wipe=wipe)
+    print("monitoring stopped" + (" and wiped" if wipe else ""))
+
+
+@task(name="status")
+def monitor_status(c):
+    """The stack's processes, Prometheus's targets and the alerts firing now."""
+    from hrp_harness.monitor import Stack
+
+    print("\n".join(Stack().status()))
+
+
+ns.add_collection(Collection("monitor", monitor_up, monitor_down, monitor_status))

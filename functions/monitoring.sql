@@ -35,7 +35,7 @@ $pg_stat_statements$;
 -- pgBackRest's view of the backups, for the "last successful backup older than 26 h" alert. The
 -- stanza is the one archive_command pushes to (conf/replication-primary.conf:
 -- `pgbackrest --config-path=... --stanza=... --pg1-path=... archive-push %p`), asked with the same
--- options and `--output=json info`. COPY FROM PROGRAM needs a superuser: the function is SECURITY
+-- options (but --pg*: info refuses them) and `--output=json info`. COPY FROM PROGRAM needs a superuser: the function is SECURITY
 -- DEFINER, owned by the deploying superuser, takes no argument and runs no text hrp_monitor
 -- could choose (archive_command is a superuser's setting). It runs on the primary only (a standby
 -- returns no row: temporary tables are refused during recovery). A row with status -1 says the
@@ -64,7 +64,10 @@ begin
         return query select null::text, -1, 0::float8, 0::float8;
         return;
     end if;
-    command := regexp_replace(command, ' archive-push %p$', ' --output=json info');
+    -- info takes the repository options, not the instance's (--pg1-path)
+    command := regexp_replace(
+        regexp_replace(command, ' archive-push %p$', ' --output=json info'), ' --pg\d+-\S+', '', 'g'
+    );
     begin
         create temporary table if not exists hrp_pgbackrest_output (
             line_no bigint generated always as identity,
