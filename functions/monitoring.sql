@@ -35,12 +35,13 @@ $pg_stat_statements$;
 -- pgBackRest's view of the backups, for the "last successful backup older than 26 h" alert. The
 -- stanza is the one archive_command pushes to (conf/replication-primary.conf:
 -- `pgbackrest --config-path=... --stanza=... --pg1-path=... archive-push %p`), asked with the same
--- options (but --pg*: info refuses them) and `--output=json info`. COPY FROM PROGRAM needs a superuser: the function is SECURITY
--- DEFINER, owned by the deploying superuser, takes no argument and runs no text hrp_monitor
--- could choose (archive_command is a superuser's setting). It runs on the primary only (a standby
--- returns no row: temporary tables are refused during recovery). A row with status -1 says the
--- server does not archive to pgBackRest, -2 that `pgbackrest info` failed (the error is raised
--- as a warning into the server log); both have times 0, so the backup alert fires.
+-- options (but --pg*: info refuses them) and `--output=json info`. COPY FROM PROGRAM needs a
+-- superuser: the function is SECURITY DEFINER, owned by the deploying superuser, takes no argument
+-- and runs no text hrp_monitor could choose (archive_command is a superuser's setting). It runs on
+-- the primary only (a standby returns no row: temporary tables are refused during recovery). A row
+-- with status -1 says the server does not archive to pgBackRest, -2 that `pgbackrest info` failed
+-- (the error is raised as a warning into the server log); both have times 0, so the backup alert
+-- fires.
 create or replace function hrp_monitor.pgbackrest_backups()
 returns table (
     stanza text,
