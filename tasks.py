@@ -405,7 +405,11 @@ def monitor_down(c, wipe=False):
     """Stop the monitoring stack (each process by its pid)."""
     from hrp_harness.monitor import Stack
 
-    Stack().down(wipe=wipe)
+    stack = Stack()
+    if stack.meta() is None:
+        print(f"no monitoring stack in {stack.base}")
+        return
+    stack.down(wipe=wipe)
     print("monitoring stopped" + (" and wiped" if wipe else ""))
 
 

@@ -171,14 +171,14 @@ class Stack:
         make_server_dir(self.base, 0o750)
         meta = {
             "cluster": targets.cluster,
-            "ports": self._ports(targets),
+            "ports": self.pick_ports(targets),
             "postgres": [{"name": t.name, "port": t.port, "log_glob": t.log_glob,
                           "ca_file": str(t.ca_file) if t.ca_file else None} for t in targets.postgres],
             "patroni": [list(p) for p in targets.patroni],
             "timing": asdict(timing),
             "primary": targets.primary or targets.postgres[0].name,
         }
-        self._install(meta, targets, timing, password)
+        self.install(meta, targets, timing, password)
         self.meta_file.write_text(json.dumps(meta, indent=2) + "\n")
         for server in self.servers(meta):
             server.start()
@@ -265,7 +265,7 @@ class Stack:
                 f"file; see {log}):\n{tail}") from None
 
     # -- configuration -------------------------------------------------------------------------
-    def _ports(self, targets: Targets) -> dict[str, int]:
+    def pick_ports(self, targets: Targets) -> dict[str, int]:
         """The kept port of each process when still free, else a new free one."""
         kept = (self.meta() or {}).get("ports", {})
         names = ["webhook-sink", "alertmanager", "node-exporter", "mtail", "prometheus",
@@ -278,7 +278,7 @@ class Stack:
             ports[name] = port
         return ports
 
-    def _install(self, meta: dict, targets: Targets, timing: Timing, password: str) -> None:
+    def install(self, meta: dict, targets: Targets, timing: Timing, password: str) -> None:
         """Render conf/monitoring into etc/, the password file, the sink; give them to the server
         user."""
         etc = self.base / "etc"
@@ -352,10 +352,11 @@ def exporter_env(base: Path, target: dict) -> dict[str, str]:
 def monitor_password() -> str:
     """hrp_monitor's password as deploy sets it (HRP_MONITOR_PASSWORD or the secrets file)."""
     password, source = role_passwords()[ROLE]
-    if password != password.strip():
-        raise MonitorError(f"the password of {ROLE} (from {source}) begins or ends with white space, "
-                           "which postgres_exporter strips from its password file: choose another "
-                           "and run `invoke deploy`")
+    if any(char.isspace() for char in password):
+        # postgres_exporter 0.11 strips its password file and splits its connection string at
+        # spaces: it would exit with "malformed dsn", printing the password into its log.
+        raise MonitorError(f"the password of {ROLE} (from {source}) contains white space, which "
+                           "postgres_exporter 0.11 cannot take: choose another and run `invoke deploy`")
     return password
 
 
