@@ -36,8 +36,10 @@ RETENTION_CONF = CONF / "log-retention.conf"
 LOG_GLOB = "postgresql-*.log"
 ARCHIVE_ENV = "HRP_LOG_ARCHIVE_DIR"
 REPORTS = REPO / "reports"
-#: The first line of an entry: log_line_prefix '%t [%p]: ...' starts with the timestamp.
-ENTRY_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
+#: A line with conf/logging.conf's log_line_prefix '%t [%p]: [%l-1] user=...,client=%h ': a
+#: timestamp and the pid; a continuation is such a line whose message is a DETAIL, HINT, ...
+ENTRY_START = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(?:\.\d+)? \S+ \[(\d+)\]: ")
+CONTINUATION = re.compile(r"client=\S* (DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION):  ")
 #: Which entries each archive keeps (on the entry's first line).
 KINDS = {
     "audit": re.compile(r" LOG:  AUDIT: "),
@@ -98,13 +100,20 @@ def archive_dir() -> Path:
 
 
 def entries(path: Path):
-    """The log file's entries: a first line and the lines continuing it, as one string."""
+    """The log file's entries as strings: a first line, then the lines that continue it: lines
+    without a prefix (a multi-line statement) and the DETAIL, HINT, CONTEXT, STATEMENT lines
+    PostgreSQL writes right after it for the same process (log_line_prefix's [%p])."""
     current: list[str] = []
+    pid = None
     with open(path, errors="replace") as log:
         for line in log:
-            if ENTRY_START.match(line) and current:
-                yield "".join(current)
-                current = []
+            start = ENTRY_START.match(line)
+            if start:
+                continues = start.group(1) == pid and CONTINUATION.search(line)
+                if current and not continues:
+                    yield "".join(current)
+                    current = []
+                pid = start.group(1)
             current.append(line)
     if current:
         yield "".join(current)

@@ -296,3 +296,12 @@ def test_without_a_cluster_each_task_says_so_in_one_line(tmp_path, args, message
     output = (done.stderr + done.stdout).strip()
     assert re.match(message, output), output
     assert "Traceback" not in output and len(output.splitlines()) == 1
+
+
+def test_a_monitor_password_with_white_space_is_refused(monkeypatch):
+    from hrp_harness.monitor import MonitorError, monitor_password
+
+    monkeypatch.setenv("HRP_MONITOR_PASSWORD", "two words")
+    with pytest.raises(MonitorError, match=r"password of hrp_monitor \(from HRP_MONITOR_PASSWORD\) "
+                                           r"contains white space, which postgres_exporter 0.11"):
+        monitor_password()
