@@ -163,7 +163,8 @@ class Stack:
         return found
 
     # -- lifecycle -----------------------------------------------------------------------------
-    def up(self, targets: Targets, timing: Timing = PRODUCTION, echo=print) -> dict:
+    def up(self, targets: Targets, timing: Timing = PRODUCTION, echo=print,
+           login_timeout: float = 30) -> dict:
         """(Re)start the stack for targets: stop what runs, pick ports, render, start each process
         and wait for it, then wait until every exporter logs in (pg_up 1). Returns the URLs."""
         password = monitor_password()
@@ -180,11 +181,15 @@ class Stack:
         }
         self.install(meta, targets, timing, password)
         self.meta_file.write_text(json.dumps(meta, indent=2) + "\n")
-        for server in self.servers(meta):
-            server.start()
-            echo(f"{server.name}: pid {server.pid}, {origin(server.ready_url)}")
-        for target in meta["postgres"]:
-            self.wait_exporter_login(meta, target["name"])
+        try:
+            for server in self.servers(meta):
+                server.start()
+                echo(f"{server.name}: pid {server.pid}, {origin(server.ready_url)}")
+            for target in meta["postgres"]:
+                self.wait_exporter_login(meta, target["name"], login_timeout)
+        except BaseException:  # nothing half-started stays behind (Ctrl-C included)
+            self.down(echo=lambda *_: None)
+            raise
         return self.urls(meta)
 
     def down(self, wipe: bool = False, echo=print) -> None:

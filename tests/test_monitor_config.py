@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -43,7 +44,7 @@ def run(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def rendered(tmp_path_factory):
+def rendered():
     """The stack's configuration rendered for an HA-shaped target set (three PostgreSQL members,
     three Patroni members), as monitor.up writes it, without starting anything."""
     stack = Stack(new_cluster_base("hrp-monitor-conf-"))
@@ -57,6 +58,7 @@ def rendered(tmp_path_factory):
                          for t in targets.postgres]}
     stack.install(meta, targets, Timing(rule_for="2s"), password=TEST_PASSWORDS["hrp_monitor"])
     yield stack, meta
+    shutil.rmtree(stack.base, ignore_errors=True)
 
 
 def test_promtool_checks_the_rendered_prometheus_config_and_its_rules(rendered):
@@ -305,3 +307,28 @@ def test_a_monitor_password_with_white_space_is_refused(monkeypatch):
     with pytest.raises(MonitorError, match=r"password of hrp_monitor \(from HRP_MONITOR_PASSWORD\) "
                                            r"contains white space, which postgres_exporter 0.11"):
         monitor_password()
+
+
+def test_a_stack_that_cannot_log_in_stops_what_it_started_and_says_why(tmp_path):
+    """An exporter pointed at a port where no PostgreSQL listens: up fails naming the exporter's
+    log, and every process it had started is stopped (by pid)."""
+    import psutil
+
+    from hrp_harness.cluster import free_port
+    from hrp_harness.monitor import MonitorError
+
+    stack = Stack(new_cluster_base("hrp-monitor-fail-"))
+    lines: list[str] = []
+    target = PgTarget("nowhere", free_port(), None, str(tmp_path / "postgresql-*.log"), tmp_path)
+    try:
+        with pytest.raises(MonitorError, match=r"postgres_exporter cannot log in to nowhere as "
+                                               r"hrp_monitor within 3 s .*postgres-exporter-nowhere\.log"):
+            stack.up(Targets("embedded", (target,), disk_paths=(tmp_path,)), Timing(), echo=lines.append,
+                     login_timeout=3)
+        pids = [int(m.group(1)) for line in lines if (m := re.search(r": pid (\d+),", line))]
+        assert len(pids) == 6  # sink, alertmanager, exporter, node exporter, mtail, prometheus
+        assert not [pid for pid in pids if psutil.pid_exists(pid)
+                    and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
+    finally:
+        stack.down(echo=lambda *_: None)
+        shutil.rmtree(stack.base, ignore_errors=True)

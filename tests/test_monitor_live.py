@@ -96,7 +96,7 @@ class Live:
 def live():
     """Embedded cluster + paused standby + the stack at FAST timings, in a throwaway state dir."""
     state = new_cluster_base("hrp-monitor-")
-    standby = stack = writer = None
+    standby = writer = None
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("HRP_STATE_DIR", str(state))
         for variable in WEBHOOK_ENV.values():
@@ -122,8 +122,7 @@ def live():
             if writer is not None:
                 writer.halt.set()
                 writer.join(10)
-            if stack is not None:
-                stack.down(echo=quiet)
+            Stack().down(echo=quiet)  # also what a failed `invoke monitor.up` left
             if standby is not None:
                 standby.destroy()
             embedded_cluster().destroy()
