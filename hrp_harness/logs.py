@@ -4,11 +4,11 @@ and the retention of conf/log-retention.conf (database logs 90 days, audit 7 yea
 
 Retention, for every log directory (the embedded cluster's DATADIR/log, or each Patroni member's):
   1. every closed log file (all but the newest of its directory: PostgreSQL writes that one) has
-     its audit entries (pgaudit's `AUDIT:` lines) copied into ARCHIVE/audit/ and its performance
-     entries (slow statements, lock waits, checkpoints, deadlocks) into ARCHIVE/performance/, one
-     gzip file each per log file, made read-only, its sha256 recorded in ARCHIVE/MANIFEST; an
-     entry is a line that starts with the log_line_prefix's timestamp plus the lines that continue
-     it (a multi-line statement);
+     its audit entries (pgaudit's `AUDIT:` lines) copied into ARCHIVE/audit/<instance>/ and its
+     performance entries (slow statements, lock waits, checkpoints, deadlocks) into
+     ARCHIVE/performance/<instance>/, one gzip file each per log file, made read-only, its sha256
+     recorded in ARCHIVE/MANIFEST; an entry is a prefixed line with the lines that continue it (a
+     multi-line statement, its DETAIL/HINT/CONTEXT lines);
   2. a log file older than database_log_days is deleted, and only once both its archives exist and
      read back with the number of entries written;
   3. archives older than their own retention are deleted, and so are the weekly reports.
@@ -149,12 +149,16 @@ def archive_log(source: Path, instance: str, archive: Path) -> list[Path]:
         target = archive_path(archive, kind, instance, source)
         if target.exists():
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        chunks = [entry for entry in entries(source) if pattern.search(entry.split("\n", 1)[0])]
-        digest = _write_archive(target, chunks, source)
-        with open(archive / "MANIFEST", "a") as manifest:
-            manifest.write(f"{digest}  {target.relative_to(archive)}  {len(chunks)} entries from "
-                           f"{source}\n")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            chunks = [entry for entry in entries(source) if pattern.search(entry.split("\n", 1)[0])]
+            digest = _write_archive(target, chunks, source)
+            with open(archive / "MANIFEST", "a") as manifest:
+                manifest.write(f"{digest}  {target.relative_to(archive)}  {len(chunks)} entries "
+                               f"from {source}\n")
+        except OSError as exc:
+            raise HarnessError(f"cannot archive {source} into {target}: {exc}; the log file is "
+                               "kept") from None
         written.append(target)
     return written
 

@@ -25,7 +25,6 @@ import json
 import os
 import re
 import shutil
-import time
 import urllib.parse
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -43,7 +42,6 @@ from .server_user import chown_for_server, make_server_dir
 
 MONITOR_CONF = CONF / "monitoring"
 ROLE = "hrp_monitor"
-RECEIVERS = ("hrp-warning", "hrp-critical")
 WEBHOOK_ENV = {"hrp-warning": "HRP_ALERT_WARNING_WEBHOOK_URL",
                "hrp-critical": "HRP_ALERT_CRITICAL_WEBHOOK_URL"}
 #: node_exporter's default fs-types-exclude without overlay (a container's root file system may be
@@ -82,7 +80,6 @@ class PgTarget:
     port: int
     ca_file: Path | None
     log_glob: str
-    data_dir: Path
 
 
 @dataclass(frozen=True)
@@ -265,9 +262,9 @@ class Stack:
             log = self.base / "logs" / f"postgres-exporter-{name}.log"
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:]) if log.exists() else ""
             raise MonitorError(
-                f"postgres_exporter cannot log in to {name} as {ROLE} within {timeout:.0f} s "
-                f"(wrong password: `invoke deploy` sets it from HRP_MONITOR_PASSWORD or the secrets "
-                f"file; see {log}):\n{tail}") from None
+                f"postgres_exporter cannot log in to {name} as {ROLE} within {timeout:.0f} s (its log "
+                f"{log} ends below; a wrong password: `invoke deploy` sets it from "
+                f"HRP_MONITOR_PASSWORD or the secrets file):\n{tail}") from None
 
     # -- configuration -------------------------------------------------------------------------
     def pick_ports(self, targets: Targets) -> dict[str, int]:
@@ -415,7 +412,7 @@ def embedded_targets() -> Targets:
         raise MonitorError(f"the embedded cluster in {cluster.base} is stopped (`invoke start`)")
     require_role(cluster.dsn(DATABASE), "`invoke deploy`")
     target = PgTarget("embedded", cluster.port, cluster.ca_file,
-                      str(cluster.datadir / "log" / "postgresql-*.log"), cluster.datadir)
+                      str(cluster.datadir / "log" / "postgresql-*.log"))
     return Targets("embedded", (target,), disk_paths=(cluster.datadir, state_dir()))
 
 
@@ -435,8 +432,8 @@ def ha_targets() -> Targets:
     ca = cluster.base / "tls" / "ca.crt"
     members = tuple(cluster.meta["nodes"])
     postgres = tuple(PgTarget(name, cluster.pg_port(name), ca if ca.exists() else None,
-                              str(cluster.data_dir(name) / "log" / "postgresql-*.log"),
-                              cluster.data_dir(name)) for name in members)
+                              str(cluster.data_dir(name) / "log" / "postgresql-*.log"))
+                     for name in members)
     patroni = tuple((name, int(cluster.rest_url(name).rsplit(":", 1)[1])) for name in members)
     return Targets("ha", postgres, patroni, disk_paths=(cluster.base,), primary=leader)
 
@@ -461,7 +458,7 @@ def bring_up(ha: bool = False, timing: Timing = PRODUCTION, echo=print) -> dict:
 def wait_for_alert(stack: Stack, receiver: str, alertname: str, timeout: float,
                    status: str = "firing", since: float = 0.0, **labels: str) -> dict:
     """The first alert named alertname with these labels that receiver got (notified after since,
-    Unix seconds) with this status; MonitorError after timeout."""
+    Unix seconds) with this status; a HarnessError after timeout."""
     found: list[dict] = []
 
     def arrived() -> bool:

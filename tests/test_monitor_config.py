@@ -49,8 +49,8 @@ def rendered():
     three Patroni members), as monitor.up writes it, without starting anything."""
     stack = Stack(new_cluster_base("hrp-monitor-conf-"))
     members = ("node1", "standby1", "standby2")
-    targets = Targets("ha", tuple(PgTarget(m, 5432 + i, None, f"/nowhere/{m}/log/postgresql-*.log",
-                                           Path("/nowhere")) for i, m in enumerate(members)),
+    targets = Targets("ha", tuple(PgTarget(m, 5432 + i, None, f"/nowhere/{m}/log/postgresql-*.log")
+                                  for i, m in enumerate(members)),
                       tuple((m, 8008 + i) for i, m in enumerate(members)),
                       disk_paths=(stack.base,), primary="node1")
     meta = {"ports": stack.pick_ports(targets), "primary": "node1",
@@ -170,8 +170,8 @@ def defined_metrics() -> set[str]:
 
 
 def used_metrics(text: str) -> set[str]:
-    return set(re.findall(r"\b((?:hrp_|instance:|instance_mountpoint:|job:|pg_|node_|patroni_)[\w:]+|ALERTS)\b",
-                          text)) - {"hrp_database", "hrp_monitor"}
+    prefixes = r"hrp_|instance:|instance_mountpoint:|job:|pg_|node_|patroni_"
+    return set(re.findall(rf"\b((?:{prefixes})[\w:]+|ALERTS)\b", text)) - {"hrp_database", "hrp_monitor"}
 
 
 def test_every_metric_named_by_rules_dashboard_and_console_exists():
@@ -319,10 +319,11 @@ def test_a_stack_that_cannot_log_in_stops_what_it_started_and_says_why(tmp_path)
 
     stack = Stack(new_cluster_base("hrp-monitor-fail-"))
     lines: list[str] = []
-    target = PgTarget("nowhere", free_port(), None, str(tmp_path / "postgresql-*.log"), tmp_path)
+    target = PgTarget("nowhere", free_port(), None, str(tmp_path / "postgresql-*.log"))
     try:
         with pytest.raises(MonitorError, match=r"postgres_exporter cannot log in to nowhere as "
-                                               r"hrp_monitor within 3 s .*postgres-exporter-nowhere\.log"):
+                                               r"hrp_monitor within 3 s \(its log .*/postgres-exporter-"
+                                               r"nowhere\.log ends below"):
             stack.up(Targets("embedded", (target,), disk_paths=(tmp_path,)), Timing(), echo=lines.append,
                      login_timeout=3)
         pids = [int(m.group(1)) for line in lines if (m := re.search(r": pid (\d+),", line))]

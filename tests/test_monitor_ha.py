@@ -70,7 +70,8 @@ def test_every_member_and_its_patroni_are_scraped(ha_stack):
     up = wait_for(stack, "up", lambda r: len(r) == 2 * len(members) + 3
                   and all(s["value"][1] == "1" for s in r))
     assert {s["metric"]["member"] for s in up if s["metric"]["job"] == "patroni"} == members
-    pg_up = wait_for(stack, "pg_up", lambda r: len(r) == len(members) and all(s["value"][1] == "1" for s in r))
+    pg_up = wait_for(stack, "pg_up", lambda r: len(r) == len(members)
+                     and all(s["value"][1] == "1" for s in r))
     assert {s["metric"]["member"] for s in pg_up} == members
     primary = wait_for(stack, "patroni_primary == 1", lambda r: len(r) == 1)
     assert primary[0]["metric"]["member"] == cluster.leader()

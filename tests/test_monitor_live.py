@@ -278,4 +278,5 @@ def test_the_database_stopped_raises_postgres_down(live):
     live.primary.stop()
     alert = wait_for_alert(live.stack, "hrp-critical", "HrpPostgresDown", ALERT_TIMEOUT, since=since,
                            severity="critical", instance=f"127.0.0.1:{live.primary.port}")
-    assert alert["annotations"]["summary"] == f"PostgreSQL 127.0.0.1:{live.primary.port} does not answer its exporter"
+    summary = f"PostgreSQL 127.0.0.1:{live.primary.port} does not answer its exporter"
+    assert alert["annotations"]["summary"] == summary
