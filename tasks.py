@@ -462,3 +462,76 @@ ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, b
                              backup_logical, backup_logical_restore))
 ns.add_task(restore)
 ns.add_collection(Collection("bench", bench_migration))
+
+
+# -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------
+
+@task(name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
+                             "one"})
+def monitor_up(c, ha=False):
+    """(Re)start the monitoring stack on free 127.0.0.1 ports: postgres_exporter (as hrp_monitor),
+    node exporter, mtail, Patroni's /metrics (--ha), Prometheus with the alert rules, Alertmanager
+    and the local webhook receiver. Last line: JSON with prometheus_url, alertmanager_url and
+    exporter_url."""
+    import json
+
+    from hrp_harness.monitor import bring_up
+
+    urls = bring_up(ha=ha)
+    print(f"console page: {urls['prometheus_url']}consoles/hrp-overview.html")
+    print(json.dumps(urls))
+
+
+@task(name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
+def monitor_down(c, wipe=False):
+    """Stop the monitoring stack (each process by its pid)."""
+    from hrp_harness.monitor import Stack
+
+    stack = Stack()
+    if stack.meta() is None:
+        print(f"no monitoring stack in {stack.base}")
+        return
+    stack.down(wipe=wipe)
+    print("monitoring stopped" + (" and wiped" if wipe else ""))
+
+
+@task(name="status")
+def monitor_status(c):
+    """The stack's processes, Prometheus's targets and the alerts firing now."""
+    from hrp_harness.monitor import Stack
+
+    print("\n".join(Stack().status()))
+
+
+ns.add_collection(Collection("monitor", monitor_up, monitor_down, monitor_status))
+
+
+# -- Log management (issue 14): hrp_harness/logs.py, conf/log-retention.conf --------------------
+
+@task(name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
+                                 "days": "how many days of log (default 7: the weekly report)",
+                                 "out": "HTML file to write (default reports/slow-queries-<date>.html)"})
+def report_slow_queries(c, ha=False, days=7, out=None):
+    """The weekly slow-query report: pgbadger over the server logs of the last 7 days (statements
+    slower than log_min_duration_statement = 1 s, lock waits, errors), as HTML."""
+    from hrp_harness.logs import log_dirs, slow_query_report
+
+    path = slow_query_report(log_dirs(ha), out=out, days=int(days))
+    print(f"wrote {path}")
+
+
+@task(name="retain", help={"ha": "the Patroni members' logs instead of the embedded cluster's"})
+def logs_retain(c, ha=False):
+    """Apply conf/log-retention.conf (daily): copy the audit and performance entries of closed
+    server logs into the archive (HRP_LOG_ARCHIVE_DIR or STATE/log-archive), then delete logs
+    older than 90 days, audit archives older than 7 years, performance ones older than 1 year."""
+    from hrp_harness.logs import archive_dir, log_dirs, retain
+
+    result = retain(log_dirs(ha))
+    print(f"archived {len(result.archived)} file(s) into {archive_dir()}; deleted "
+          f"{len(result.deleted_logs)} server log(s) and {len(result.deleted_archives)} expired "
+          "archive(s) or report(s)")
+
+
+ns.add_collection(Collection("report", report_slow_queries))
+ns.add_collection(Collection("logs", logs_retain))
