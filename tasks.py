@@ -4,11 +4,12 @@ hrp_harness/ (orchestration) and in the SQL files."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import psycopg
 from invoke import Collection, task
 
-from hrp_harness import HarnessError
+from hrp_harness import HarnessError, inputs
 
 
 def _report_errors(kind, exc, traceback) -> None:
@@ -48,8 +49,10 @@ sys.excepthook = _report_errors
             "sqlite": "SQLite file of the HRP app to load after the schema (an explicit load: see "
                       "`invoke load`); default: the generated test-size sample, and only into a database "
                       "that holds no data and no load wrote",
-            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)"})
-def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
+            "source_timezone": "time zone of the SQLite file's zone-less timestamps (default UTC)",
+            "mapping": "mapping file for a source whose tables or columns differ from the spec's (TOML, "
+                       "README \"Mapping file\"; e.g. data/mappings/hrp-app-2025.toml)"})
+def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
     """Deploy: cluster (or --dsn), deploy.plan, passwords; load --sqlite, or the sample if no data.
 
     Without --sqlite the generated sample is loaded only into a database that holds no rows and no
@@ -58,7 +61,7 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC"):
     from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster
     from hrp_harness.passwords import secrets_file
 
-    target = deploy_and_load(dsn, sqlite, source_timezone)
+    target = deploy_and_load(dsn, sqlite, source_timezone, mapping=mapping)
     if dsn is None:
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
@@ -102,11 +105,14 @@ def lint(c):
     sys.exit(result.exited)
 
 
-@task(help={"k": "only tests matching this pytest -k expression"})
-def test(c, k=None):
-    """Run the whole test suite (pytest: pgTAP files, lint, harness integration tests)."""
+@task(help={"k": "only tests matching this pytest -k expression",
+            "slow": "run only the `slow` tests: every chaos fault x 3 rounds at production timings"})
+def test(c, k=None, slow=False):
+    """Run the test suite (pytest: pgTAP files, lint, harness integration tests; `slow` skipped,
+    --slow runs only those)."""
     select = f" -k {_quote(k)}" if k else ""
-    result = c.run(f"{_quote(sys.executable)} -m pytest{select}", warn=True, pty=False)
+    marker = " -m slow -s" if slow else ""
+    result = c.run(f"{_quote(sys.executable)} -m pytest{marker}{select}", warn=True, pty=False)
     sys.exit(result.exited)
 
 
@@ -148,7 +154,7 @@ def conf_install(c):
 
 # -- SQLite -> PostgreSQL migration ------------------------------------------------------------
 
-@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema)",
+@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema, or any shape with --mapping)",
             "dsn": "URL of the deployed target database; default: the embedded cluster's hrp_database",
             "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
             "max_quarantine": "abort and roll back when more than N rows would be quarantined",
@@ -157,16 +163,18 @@ def conf_install(c):
             "discard_target_changes": "load even though the target changed since the last load (rows "
                                       "the app wrote are overwritten or deleted)",
             "final": "the cutover load: the database is marked live with its commit and every later "
-                     "load is refused"})
+                     "load is refused",
+            "mapping": "mapping file for a source whose tables or columns differ from the spec's (TOML, "
+                       "README \"Mapping file\"; e.g. data/mappings/hrp-app-2025.toml)"})
 def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_timezone="UTC", report=None,
-         discard_target_changes=False, final=False):
+         discard_target_changes=False, final=False, mapping=None):
     """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
-    from hrp_harness import migrate
+    from hrp_harness import migration
     from hrp_harness.deploy import DATABASE, embedded_cluster
 
-    migrate.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
+    migration.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
                  max_quarantine=max_quarantine, source_timezone=source_timezone, report_path=report,
-                 discard_target_changes=discard_target_changes, final=final)
+                 discard_target_changes=discard_target_changes, final=final, mapping=mapping)
 
 
 @task(help={"dsn": "superuser URL of the loaded target database; default: the embedded cluster's "
@@ -174,23 +182,31 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
 def cutover(c, dsn=None):
     """Mark the database live after its last load: the app owns the data, every later load is refused."""
     from hrp_harness.deploy import DATABASE, embedded_cluster
-    from hrp_harness.migrate import mark_live
+    from hrp_harness.migration import mark_live
 
     run = mark_live(dsn or embedded_cluster().dsn(DATABASE))
     print(f"the database is live after load run {run}: every later load is refused")
 
 
-@task(help={"out": "SQLite file to write", "size": "test (spec's test size) or production",
-            "seed": "seed of the deterministic generator (default 1)"})
-def sample(c, out, size="test", seed=1):
-    """Generate a deterministic sample SQLite database of the HRP app (data/sample/generate.sql)."""
+@task(help={"out": "SQLite file to write", "size": "test (spec's test size), production or 10x",
+            "seed": "seed of the deterministic generator (default 1)",
+            "shape": "spec (the spec's SQLite schema, default), sqlalchemy (its columns with SQLAlchemy's "
+                     "declared types) or app (the app's 2025 schema: load it with --mapping "
+                     "data/mappings/hrp-app-2025.toml)"})
+def sample(c, out, size="test", seed=1, shape="spec"):
+    """Generate a deterministic sample SQLite database of the HRP app (data/sample/)."""
     from hrp_harness import sample as gen
 
-    path = gen.generate(out, size, int(seed))
-    print(f"wrote {path} ({size}, seed {seed})")
+    if size not in gen.SIZES or shape not in gen.SHAPES:
+        raise HarnessError(f"--size is one of {', '.join(gen.SIZES)}, --shape one of {', '.join(gen.SHAPES)}")
+    seed = inputs.non_negative_int(seed, "--seed")
+    path = gen.generate(out, size, seed, shape=shape)
+    print(f"wrote {path} ({size}, {shape} shape, seed {seed})")
 
 
-@task(name="migration", help={"size": "production (default) or test", "seed": "generator seed",
+@task(name="migration", help={"size": "production (default), test, or 10x (5.6 M rows; also runs the "
+                                       "production-size load in the same rounds: the 10x / 1x ratio)",
+                               "seed": "generator seed",
                                "repeat": "rounds of every phase, medians reported (default 3)"})
 def bench_migration(c, size="production", seed=1, repeat=3):
     """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
@@ -238,10 +254,12 @@ def _json_out(data) -> None:
 
 
 @task(name="up", help={"timings": "production (ttl 30, loop_wait 10, retry_timeout 10; default) "
-                                  "or drill (10 / 1 / 3)"})
+                                  "or drill (20 / 1 / 3)"})
 def cluster_up(c, timings="production"):
-    """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 nosync) over etcd,
-    in STATE/ha on free loopback ports, and apply the schema to hrp_database."""
+    """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 reporting) over
+    etcd, in STATE/ha on free loopback ports, and apply the schema to hrp_database; an existing
+    cluster is brought back from whatever state it is in (stopped or frozen processes, stale
+    keys, pause, a member that does not stream)."""
     from hrp_harness.ha import bring_up
 
     _json_out(bring_up(timings))
@@ -249,7 +267,8 @@ def cluster_up(c, timings="production"):
 
 @task(name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
 def cluster_down(c, wipe=False):
-    """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory."""
+    """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory;
+    stopped (frozen) processes are continued first."""
     from hrp_harness.ha import HaCluster
 
     HaCluster().down(wipe=wipe)
@@ -258,17 +277,16 @@ def cluster_down(c, wipe=False):
 
 @task(name="status")
 def cluster_status(c):
-    """Members of the Patroni cluster: role, state, timeline, lag (Patroni's /cluster)."""
-    from hrp_harness.ha import HaCluster
+    """Members of the Patroni cluster (role, state, timeline, lag, tags, pids), what is unhealthy,
+    last line JSON; exit 1 unless healthy (one leader, a sync standby, every member streaming)."""
+    from hrp_harness.ha import HaCluster, status_lines
 
-    cluster = HaCluster()
-    if cluster.meta is None:
-        print("no HA cluster (run `invoke cluster.up`)")
-        return
-    _json_out(cluster.status())
+    status = HaCluster().status()
+    print("\n".join(status_lines(status)))
+    sys.exit(0 if status["healthy"] else 1)
 
 
-@task(name="drill", help={"timings": "drill (default: ttl 10 / loop_wait 1 / retry_timeout 3) or "
+@task(name="drill", help={"timings": "drill (default: ttl 20 / loop_wait 1 / retry_timeout 3) or "
                                      "production"})
 def cluster_drill(c, timings="drill"):
     """Failover drill: write load, kill the primary's Patroni and postmaster, measure RTO and lost
@@ -281,6 +299,20 @@ def cluster_drill(c, timings="drill"):
     sys.exit(0 if result["targets_met"] else 1)
 
 
+@task(name="chaos", help={"fault": "kill-primary, freeze-primary, freeze-postmaster, kill-sync-standby, "
+                                   "stop-dcs or kill-dcs",
+                          "rounds": "how many times (default 1)",
+                          "timings": "production (default) or drill"})
+def cluster_chaos(c, fault, rounds=1, timings="production"):
+    """One fault under a recorded write load, ROUNDS times: acknowledged commits checked on the final
+    primary, convergence required within a bound; a table, last line JSON. Exit 1 on a lost commit,
+    no convergence, or a write outage over 120 s."""
+    from hrp_harness.chaos import passed, run_chaos
+
+    summary = run_chaos(fault, int(rounds), timings)
+    sys.exit(0 if passed(summary) else 1)
+
+
 @task(name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
 def cluster_switchover(c, candidate=None):
     """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
@@ -289,18 +321,64 @@ def cluster_switchover(c, candidate=None):
     _json_out(HaCluster().switchover(candidate))
 
 
-def _repository(ha: bool):
-    """The HA cluster's stanza, or the embedded cluster's (started, archiving on)."""
+@task(name="failover", help={"candidate": "member to promote (node1, standby1 or standby2)"})
+def cluster_failover(c, candidate):
+    """Manual failover to CANDIDATE (patronictl failover; also without a healthy leader), waiting
+    until the cluster is healthy. A candidate that is not the sync standby may lack commits."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().failover(candidate))
+
+
+@task(name="member", positional=["action"],
+      help={"name": "node1, standby1 or standby2", "action": "start, stop, restart or reinit"})
+def cluster_member(c, name, action):
+    """One member: start | stop | restart (PostgreSQL, through Patroni) | reinit (re-clone a replica
+    from the leader); waits until it is done."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().member(name, action))
+
+
+@task(name="pause")
+def cluster_pause(c):
+    """Maintenance mode: Patroni stops failing over and leaves PostgreSQL alone (patronictl pause)."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().pause(True))
+
+
+@task(name="resume")
+def cluster_resume(c):
+    """End maintenance mode (patronictl resume)."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().pause(False))
+
+
+def _repository(ha: bool, need_running: bool = True):
+    """The HA cluster's stanza, or the embedded cluster's, and a DSN of the source (None when it
+    does not run). No task starts a stopped cluster: one that needs the server (need_running)
+    fails saying it is stopped, the others work on the repository alone and say so."""
     if ha:
         from hrp_harness.ha import HaCluster
 
         cluster = HaCluster()
         if cluster.meta is None:
             raise HarnessError("no HA cluster (run `invoke cluster.up`)")
-        return None, cluster.repository, cluster.dsn()
+        running = cluster.etcd_pid() is not None and cluster.leader() is not None
+        if not running and need_running:
+            raise HarnessError("the HA cluster is stopped (no leader): `invoke cluster.up` first "
+                               "(this task does not start it for you)")
+        if not running:
+            print("note: the HA cluster is stopped; using the repository alone", file=sys.stderr)
+        return None, cluster.repository, cluster.dsn() if running else None
     from hrp_harness.backup import embedded
 
-    cluster, repo = embedded()
+    cluster, repo = embedded(need_running=need_running)
+    if not cluster.running:
+        print("note: the embedded cluster is stopped; using the repository alone", file=sys.stderr)
+        return cluster, repo, None
     return cluster, repo, cluster.dsn()
 
 
@@ -319,15 +397,15 @@ def backup_run(c, type="full", ha=False):
 
 @task(name="info", help={"ha": _HA_HELP})
 def backup_info(c, ha=False):
-    """The repository's backups and WAL archive range (pgbackrest info)."""
-    _, repo, _ = _repository(ha)
+    """The repository's backups and WAL archive range (pgbackrest info); never starts the cluster."""
+    _, repo, _ = _repository(ha, need_running=False)
     print(repo.run("info").stdout)
 
 
 @task(name="expire", help={"ha": _HA_HELP})
 def backup_expire(c, ha=False):
-    """Apply the retention now (a backup also does)."""
-    _, repo, _ = _repository(ha)
+    """Apply the retention now (a backup also does); never starts the cluster."""
+    _, repo, _ = _repository(ha, need_running=False)
     repo.expire()
 
 
@@ -376,7 +454,10 @@ def restore(c, to, target_time=None, ha=False, start=False):
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
     from hrp_harness.backup import restore_copy
 
-    _, repo, dsn = _repository(ha)
+    from hrp_harness.backup import check_restore_target
+
+    check_restore_target(Path(to).resolve())  # before anything, the cluster included
+    _, repo, dsn = _repository(ha, need_running=False)
     copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     if copy is not None:
         print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
@@ -395,7 +476,8 @@ def backup_check(c, ha=False, max_age_hours=26):
 
 
 ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,
-                             cluster_switchover))
+                             cluster_chaos, cluster_switchover, cluster_failover, cluster_member,
+                             cluster_pause, cluster_resume))
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_check, backup_logical, backup_logical_restore))
 ns.add_task(restore)
@@ -463,3 +545,76 @@ def maintenance_repack(c, table=None, dsn=None):
 
 ns.add_collection(Collection("maintenance", maintenance_run, maintenance_report, maintenance_window,
                              maintenance_repack))
+
+
+# -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------
+
+@task(name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
+                             "one"})
+def monitor_up(c, ha=False):
+    """(Re)start the monitoring stack on free 127.0.0.1 ports: postgres_exporter (as hrp_monitor),
+    node exporter, mtail, Patroni's /metrics (--ha), Prometheus with the alert rules, Alertmanager
+    and the local webhook receiver. Last line: JSON with prometheus_url, alertmanager_url and
+    exporter_url."""
+    import json
+
+    from hrp_harness.monitor import bring_up
+
+    urls = bring_up(ha=ha)
+    print(f"console page: {urls['prometheus_url']}consoles/hrp-overview.html")
+    print(json.dumps(urls))
+
+
+@task(name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
+def monitor_down(c, wipe=False):
+    """Stop the monitoring stack (each process by its pid)."""
+    from hrp_harness.monitor import Stack
+
+    stack = Stack()
+    if stack.meta() is None:
+        print(f"no monitoring stack in {stack.base}")
+        return
+    stack.down(wipe=wipe)
+    print("monitoring stopped" + (" and wiped" if wipe else ""))
+
+
+@task(name="status")
+def monitor_status(c):
+    """The stack's processes, Prometheus's targets and the alerts firing now."""
+    from hrp_harness.monitor import Stack
+
+    print("\n".join(Stack().status()))
+
+
+ns.add_collection(Collection("monitor", monitor_up, monitor_down, monitor_status))
+
+
+# -- Log management (issue 14): hrp_harness/logs.py, conf/log-retention.conf --------------------
+
+@task(name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
+                                 "days": "how many days of log (default 7: the weekly report)",
+                                 "out": "HTML file to write (default reports/slow-queries-<date>.html)"})
+def report_slow_queries(c, ha=False, days=7, out=None):
+    """The weekly slow-query report: pgbadger over the server logs of the last 7 days (statements
+    slower than log_min_duration_statement = 1 s, lock waits, errors), as HTML."""
+    from hrp_harness.logs import log_dirs, slow_query_report
+
+    path = slow_query_report(log_dirs(ha), out=out, days=int(days))
+    print(f"wrote {path}")
+
+
+@task(name="retain", help={"ha": "the Patroni members' logs instead of the embedded cluster's"})
+def logs_retain(c, ha=False):
+    """Apply conf/log-retention.conf (daily): copy the audit and performance entries of closed
+    server logs into the archive (HRP_LOG_ARCHIVE_DIR or STATE/log-archive), then delete logs
+    older than 90 days, audit archives older than 7 years, performance ones older than 1 year."""
+    from hrp_harness.logs import archive_dir, log_dirs, retain
+
+    result = retain(log_dirs(ha))
+    print(f"archived {len(result.archived)} file(s) into {archive_dir()}; deleted "
+          f"{len(result.deleted_logs)} server log(s) and {len(result.deleted_archives)} expired "
+          "archive(s) or report(s)")
+
+
+ns.add_collection(Collection("report", report_slow_queries))
+ns.add_collection(Collection("logs", logs_retain))

@@ -6,9 +6,10 @@
 -- requires: schema/0020_maintenance.sql
 
 -- The extensions, each only where the server has it: dblink (VACUUM from a job), pgstattuple (bloat
--- figures), pg_stat_statements (slow statements; only when preloaded), pg_repack (online rebuilds;
--- its objects live in its own schema `repack`). Called again by every deploy, so that a library a
--- DBA preloads later is picked up without a change to this file.
+-- figures), pg_repack (online rebuilds; its objects live in its own schema `repack`). Called again
+-- by every deploy, so that a package a DBA installs later is picked up without a change to this
+-- file. pg_stat_statements (the weekly slow statements) is functions/monitoring.sql's, in schema
+-- hrp_monitor; the weekly job finds it wherever it is.
 create or replace function maintenance.ensure_extensions()
 returns text[]
 language plpgsql
@@ -26,7 +27,6 @@ begin
             values
             ('dblink', 'maintenance', false),
             ('pgstattuple', 'maintenance', false),
-            ('pg_stat_statements', 'maintenance', true),
             ('pg_repack', 'maintenance', false)
         ) as e (name, schema_name, needs_preload)
     loop
@@ -49,8 +49,8 @@ begin
 end;
 $$;
 comment on function maintenance.ensure_extensions() is
-'Creates the extensions the maintenance jobs use that this server can provide; returns the names
-of those it cannot (not installed, or pg_stat_statements not in shared_preload_libraries).';
+'Creates the extensions the maintenance jobs use that this server can provide (dblink,
+pgstattuple, pg_repack); returns the names of those it cannot.';
 
 do $extensions$
 declare

@@ -64,7 +64,7 @@ begin
         where t.run_id = v_run
         order by t.table_name
     loop
-        v_cols := coalesce(v_table.checksum_columns, migration.load_columns(v_table.name));
+        v_cols := v_table.checksum_columns;  -- recorded by every run (schema/0012 filled older ones)
         table_name := v_table.name;
         run_id := v_run;
         checksum_then := v_table.target_checksum;

@@ -1,6 +1,6 @@
 -- Parsers of the SQLite -> PostgreSQL transform (issue 3): text as staged by pgloader -> typed
 -- value, or NULL when the text does not follow the rule. They never raise, so one bad row can never
--- abort a load; the mapping views (views/migration_mapped.sql) turn "source not null, parsed
+-- abort a load; the mapping (functions/migration_map.sql) turns "source not null, parsed
 -- null" into a quarantine reason. All but try_jsonb are inlinable LANGUAGE sql functions.
 -- requires: schema/0010_migration.sql (schema migration).
 -- Repeatable (CREATE OR REPLACE).
@@ -118,23 +118,9 @@ $$;
 comment on function migration.ts_kind(text) is
 'Classifies a staged SQLite TIMESTAMP text: naive, offset, date, epoch, or NULL (unparseable).';
 
--- ts_kind with the loader's fast path (fast: the setting hrp.map_fast = on, which map_rows sets):
--- text shaped YYYY-MM-DD HH:MM:SS that is exactly its own timestamp's ISO output is 'naive' (the
--- cast has checked the calendar and the clock); any other text goes to ts_kind. The cast raises on
--- such text that is no real date or time (February 30, hour 25): map_rows then maps the table
--- again with the fast path off. Off, it is ts_kind and never raises.
-create or replace function migration.ts_kind_fast(v text, fast boolean)
-returns text
-language sql stable parallel safe
-as $$
-    select case
-        when fast and v like '____-__-__ __:__:__' and v::timestamp::text = v then 'naive'
-        else migration.ts_kind(v)
-    end
-$$;
-comment on function migration.ts_kind_fast(text, boolean) is
-'ts_kind, or (fast) ''naive'' at once for ISO text a timestamp cast gives back unchanged; fast
-raises on such text that is no real date or time.';
+-- ts_kind_fast (the hand-written mapping views' shortcut) gave way to the canonical-value shortcut
+-- of the generated mapping (functions/migration_map.sql): a function only, nothing to keep.
+drop function if exists migration.ts_kind_fast(text, boolean);
 
 -- The quarantine reason of a timestamp column (named col) whose text v has no kind (see ts_kind);
 -- NULL when it has one or is NULL.

@@ -48,8 +48,8 @@ begin
         execute format(
             'insert into migration.row_fingerprints (generation, table_name, id, fingerprint)
              select $1, $2, id, hash_record_extended(row(%s), 0)
-             from migration_stage.%I where reason is null',
-            v_cols, 'm_' || p_table)
+             from migration_work.%I where reason is null',
+            v_cols, p_table)
         using p_generation, p_table;
         execute format(
             'select jsonb_build_object(
@@ -59,8 +59,8 @@ begin
                  ''source_rows'', count(*),
                  ''migrated_rows'', count(*) filter (where reason is null),
                  ''quarantined_rows'', count(*) filter (where reason is not null))
-             from migration_stage.%I',
-            'm_' || p_table)
+             from migration_work.%I',
+            p_table)
         into v_result using p_generation, p_table;
     else
         execute format(
@@ -70,22 +70,22 @@ begin
                  ''source_rows'', count(*),
                  ''migrated_rows'', count(*) filter (where reason is null),
                  ''quarantined_rows'', count(*) filter (where reason is not null))
-             from migration_stage.%I',
-            v_cols, 'm_' || p_table)
+             from migration_work.%I',
+            v_cols, p_table)
         into v_result;
     end if;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
              select regexp_replace(reason, ''id [0-9]+'', ''id N'', ''g'') as r, count(*) as n
-             from migration_stage.%I where reason is not null group by 1) as x', 'm_' || p_table)
+             from migration_work.%I where reason is not null group by 1) as x', p_table)
     into v_reasons;
     execute format(
         'select coalesce(jsonb_object_agg(r, n), ''{}'') from (
              select r, count(*) as n from (
-                 select distinct id, unnest(norms) as r from migration_stage.%I
+                 select distinct id, unnest(norms) as r from migration_work.%I
                  where reason is null and cardinality(norms) > 0
              ) as d group by 1) as x',
-        'm_' || p_table)
+        p_table)
     into v_norms;
     return v_result || jsonb_build_object(
         'quarantined_by_reason', v_reasons, 'normalised_by_rule', v_norms
@@ -93,16 +93,19 @@ begin
 end
 $$;
 comment on function migration.source_side(text, bigint) is
-'Source side of a table''s validation from migration_stage.m_<table>: checksum (same form as
+'Source side of a table''s validation from migration_work.<table>: checksum (same form as
 content_checksum) of the migrating rows, source/migrated/quarantined counts, quarantine reasons and
 normalisations; with p_generation, also the rows'' fingerprints into migration.row_fingerprints.';
 
 -- Validation and bookkeeping of one table: checksums source side (the mapped rows) and target side,
 -- sequence past the highest id, the accounting assertion; raises (rolling the load back) on any
--- mismatch. p_source: source_side(p_table) when the caller computed it already.
+-- mismatch. p_source: source_side(p_table) when the caller computed it already. p_counts: what
+-- the load's steps did to the table ({"inserted", "updated", "deleted"}, from apply_table).
 drop function if exists migration.finish_table(bigint, text, numeric);
+drop function if exists migration.finish_table(bigint, text, numeric, jsonb);
 create or replace function migration.finish_table(
-    p_run bigint, p_table text, p_seconds numeric, p_source jsonb default null
+    p_run bigint, p_table text, p_seconds numeric, p_source jsonb default null,
+    p_counts jsonb default '{}'
 )
 returns jsonb
 language plpgsql
@@ -129,9 +132,9 @@ begin
     v_both := 0;
     if v_quarantined > 0 then
         execute format(
-            'select count(*) from migration_stage.%I as m
+            'select count(*) from migration_work.%I as m
              where m.reason is not null and exists (select from public.%I as t where t.id = m.id)',
-            'm_' || p_table, p_table) into v_both;
+            p_table, p_table) into v_both;
     end if;
     if v_source <> v_migrated + v_quarantined then
         raise exception 'accounting failed for %: source % <> migrated % + quarantined %',
@@ -161,9 +164,9 @@ begin
         checksum_match, seconds, checksum_columns
     ) values (
         p_run, p_table, v_source, v_migrated, v_quarantined,
-        coalesce(nullif(current_setting('hrp.inserted_' || p_table, true), ''), '0')::bigint,
-        coalesce(nullif(current_setting('hrp.updated_' || p_table, true), ''), '0')::bigint,
-        coalesce(nullif(current_setting('hrp.deleted_' || p_table, true), ''), '0')::bigint,
+        coalesce((p_counts ->> 'inserted')::bigint, 0),
+        coalesce((p_counts ->> 'updated')::bigint, 0),
+        coalesce((p_counts ->> 'deleted')::bigint, 0),
         v_reasons, v_norms, v_src, v_tgt, v_src = v_tgt, p_seconds, v_cols
     );
     select to_jsonb(r) - 'run_id' into v_result
@@ -171,7 +174,7 @@ begin
     return v_result;
 end
 $$;
-comment on function migration.finish_table(bigint, text, numeric, jsonb) is
+comment on function migration.finish_table(bigint, text, numeric, jsonb, jsonb) is
 'Per-table validation of a load (checksums, accounting, no row both migrated and quarantined), sets
 the id sequence past the highest id, records the result in migration.run_tables.';
 
@@ -210,7 +213,7 @@ begin
     update migration.runs
     set
         status = 'committed', finished_at = clock_timestamp(), report = p_report,
-        fingerprint_generation = p_generation
+        fingerprint_generation = p_generation, mapping = p_report -> 'mapping'
     where run_id = p_run;
     if p_final then
         insert into migration.cutover (run_id) values (p_run);
@@ -219,5 +222,5 @@ end
 $$;
 comment on function migration.finish_run(bigint, jsonb, bigint, boolean) is
 'Closes a load: enforces --max-quarantine (raising rolls everything back), marks the run
-committed, adopts its row fingerprints (dropping older generations), and with p_final marks the
-database live.';
+committed with its report and the mapping it used (the report''s "mapping"), adopts its row
+fingerprints (dropping older generations), and with p_final marks the database live.';

@@ -11,6 +11,7 @@ from .apply import apply, read_ledger
 from .cluster import Cluster, client_networks_from_env
 from .inputs import database_name, sqlite_source
 from .maintenance import schedule_jobs
+from .migration.source import read_mapping
 from .passwords import ensure_role_passwords
 from .paths import state_dir
 from .serverconf import advice_lines, server_advice
@@ -123,13 +124,17 @@ def data_held(target: str) -> str | None:
 
 
 def deploy_and_load(dsn: str | None = None, sqlite: str | None = None, source_timezone: str = "UTC",
-                    echo=print) -> str:
+                    echo=print, mapping: str | None = None) -> str:
     """`invoke deploy`: every input checked first, the schema deployed, then the data: --sqlite is
-    an explicit load (migrate.load and its guard); without it the generated sample goes only into
+    an explicit load (migration.load and its guard); without it the generated sample goes only into
     a database that holds no data and no load ever wrote, else the data is left alone."""
-    from . import migrate, sample
+    from . import migration, sample
 
     source = sqlite_source(sqlite) if sqlite is not None else None
+    if mapping is not None:
+        if source is None:
+            raise HarnessError("--mapping describes a --sqlite file: give both")
+        read_mapping(mapping)  # its syntax, before anything is created
     if dsn is not None:
         parse_target(dsn)
     target = deploy(dsn, echo, source_timezone)
@@ -143,7 +148,7 @@ def deploy_and_load(dsn: str | None = None, sqlite: str | None = None, source_ti
         if not source.exists():
             echo(f"generating the test-size sample {source}")
             sample.generate(source, "test", seed=1)
-    migrate.load(source, target, source_timezone=source_timezone)
+    migration.load(source, target, source_timezone=source_timezone, mapping=mapping)
     return target
 
 

@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hrp_harness import HarnessError, migrate, sample
+from hrp_harness import HarnessError, migration, sample
 from hrp_harness.deploy import deploy, deploy_and_load
 from hrp_harness.paths import REPO
 
@@ -27,7 +27,7 @@ def quiet(*_args):
 
 
 def load(path, dsn, **kw):
-    return migrate.load(path, dsn, quiet=True, report_path=Path(str(path) + ".report.json"), **kw)
+    return migration.load(path, dsn, quiet=True, report_path=Path(str(path) + ".report.json"), **kw)
 
 
 def as_app(dsn: str, *statements: str) -> None:
@@ -41,7 +41,7 @@ def as_app(dsn: str, *statements: str) -> None:
 def content(dsn: str) -> dict:
     with psycopg.connect(dsn) as conn:
         return {t: conn.execute(sql.SQL("select * from {} order by id").format(sql.Identifier(t))).fetchall()
-                for t in migrate.TABLES}
+                for t in migration.TABLES}
 
 
 def runs(dsn: str) -> list:
@@ -251,7 +251,7 @@ def test_odd_database_names_deploy_and_load(pg_cluster, schema_template, tmp_pat
         conn.execute(sql.SQL("create database {} template {}").format(sql.Identifier(name),
                                                                       sql.Identifier(schema_template)))
     try:
-        report = migrate.load(source, pg_cluster.dsn(name), quiet=True)
+        report = migration.load(source, pg_cluster.dsn(name), quiet=True)
         assert {t: v["migrated_rows"] for t, v in report["tables"].items()}["predictions"] == 2_000
         assert Path(report["report_file"]).parent == REPO / "reports"
         assert "/" not in Path(report["report_file"]).name[len("migration-"):]
@@ -278,8 +278,8 @@ def test_a_failure_after_the_commit_says_the_load_is_committed(schema_db, tmp_pa
     def full_disk(self, run_id):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(migrate.ReportFile, "publish", full_disk)
-    with pytest.raises(migrate.CommittedError, match=r"load run 1 IS committed, but a step after the commit "
+    monkeypatch.setattr(migration.ReportFile, "publish", full_disk)
+    with pytest.raises(migration.CommittedError, match=r"load run 1 IS committed, but a step after the commit "
                                                      r"failed: \[Errno 28\] No space left on device") as raised:
         load(source, schema_db)
     assert raised.value.exit_status == 3
@@ -293,7 +293,7 @@ def test_a_failure_after_the_commit_says_the_load_is_committed(schema_db, tmp_pa
     ("RuntimeError('boom')", 1, "error: unexpected RuntimeError: boom (a bug in the harness; the traceback is in "),
 ])
 def test_task_errors_are_one_line_with_their_exit_status(tmp_path, raised, status, line):
-    code = ("import tasks\nfrom hrp_harness import HarnessError\nfrom hrp_harness.migrate import CommittedError\n"
+    code = ("import tasks\nfrom hrp_harness import HarnessError\nfrom hrp_harness.migration import CommittedError\n"
             f"raise {raised}\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,
                           env={**os.environ, "HRP_STATE_DIR": str(tmp_path)})

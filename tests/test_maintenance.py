@@ -192,7 +192,7 @@ def test_the_weekly_report_resets_the_statements_of_its_database_only(loaded, pg
     run_job(loaded, "weekly_report")
     with psycopg.connect(loaded) as conn:
         left = dict(conn.execute(
-            "select d.datname, count(*) from maintenance.pg_stat_statements as s"
+            "select d.datname, count(*) from hrp_monitor.pg_stat_statements as s"
             " join pg_database as d on s.dbid = d.oid where s.query like '%%hrp_weekly_reset_marker%%'"
             " group by 1").fetchall())
     assert left == {"postgres": 1}

@@ -17,7 +17,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hrp_harness import HarnessError, migrate, sample
+from hrp_harness import HarnessError, migration, sample
+from hrp_harness.migration.source import SPEC_SQLITE_SCHEMA
 from hrp_harness.paths import REPO
 
 UTC = dt.timezone.utc
@@ -29,12 +30,12 @@ def ts(text: str) -> dt.datetime:
 
 
 def load(path, dsn, **kw):
-    return migrate.load(path, dsn, quiet=True, report_path=Path(str(path) + ".report.json"), **kw)
+    return migration.load(path, dsn, quiet=True, report_path=Path(str(path) + ".report.json"), **kw)
 
 
 def new_sqlite(path: Path) -> sqlite3.Connection:
     con = sqlite3.connect(path, isolation_level=None)
-    con.executescript(migrate.SQLITE_SCHEMA.read_text())
+    con.executescript(SPEC_SQLITE_SCHEMA.read_text())
     return con
 
 
@@ -125,7 +126,7 @@ def test_scan_verdict_before_commit_rolls_back_and_restages(schema_db, tmp_path,
     only the content scan finds the row. On a big file that scan runs beside the mapping and the
     transaction and the commit waits for it: the transaction rolls back, staging starts again from
     a copy without the row, which is quarantined with its bytes kept."""
-    monkeypatch.setattr(migrate, "SCAN_BESIDE_PGLOADER_BYTES", 0)
+    monkeypatch.setattr(migration, "SCAN_BESIDE_PGLOADER_BYTES", 0)
     source = tmp_path / "nul.sqlite"
     con = new_sqlite(source)
     con.execute("insert into users values (1, 'ann', 'ann@example.com', 'h1', NULL, NULL)")
@@ -180,7 +181,7 @@ def reasons(conn, table):
 
 def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, monkeypatch):
     # the big-file path: the content scan runs in the background, finds the rows, staging restarts
-    monkeypatch.setattr(migrate, "SCAN_BESIDE_PGLOADER_BYTES", 0)
+    monkeypatch.setattr(migration, "SCAN_BESIDE_PGLOADER_BYTES", 0)
     source = dirty_corpus(tmp_path / "dirty.sqlite")
     before = hashlib.sha256(source.read_bytes()).hexdigest()
     report = load(source, schema_db)
@@ -193,7 +194,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
     assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
     assert all(v["checksum_match"] for v in t.values())
     assert t["races"]["normalised_by_rule"] == {
-        "enum_label_case_folded": 1, "real_rounded_to_scale": 1, "weather_text_as_json_string": 1,
+        "enum_label_case_folded": 1, "real_rounded_to_scale": 1, "text_as_json_string": 1,
         "timestamp_from_epoch": 1, "timestamp_offset_to_utc": 1, "timestamp_from_date_only": 1}
     assert t["horses"]["normalised_by_rule"] == {"real_rounded_to_scale": 1}
     assert t["races"]["quarantined_by_reason"]["race_name: invalid UTF-8"] == 1
@@ -210,7 +211,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
             3: "race_type: unknown label",
             4: "race_date: NULL in a NOT NULL column",
             5: "distance: not a finite number",
-            6: "distance: not > 0 (check)",
+            6: "distance: violates check_races_distance_positive",
             7: "distance: out of range of decimal(6,2)",
             9: "weather_conditions: malformed JSON",
             10: "created_at: unparseable timestamp",
@@ -230,15 +231,15 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
         assert reasons(conn, "horses") == {
             2: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
             3: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
-            4: "age: not an integer", 5: "age: not between 2 and 20 (check)", 6: "age: not an integer",
-            7: "weight: not between 300 and 700 (check)"}
+            4: "age: not an integer", 5: "age: violates check_horses_age_range", 6: "age: not an integer",
+            7: "weight: violates check_horses_weight_range"}
         assert reasons(conn, "predictions") == {
             2: "race_id: parent races id 4 is quarantined",
             3: "race_id: races id 999 does not exist",
             4: "horse_id: parent horses id 2 is quarantined",
             5: "race_id: NULL in a NOT NULL column",
             6: "duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version)) (lowest id kept)",
-            7: "confidence: not between 0 and 1 (check)",
+            7: "confidence: violates check_predictions_confidence_range",
             8: "prediction_value: NULL in a NOT NULL column",
             9: "algorithm_version: longer than 20 characters",
             10: "prediction_value: not a finite number",
@@ -246,7 +247,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
         assert reasons(conn, "users") == {
             2: "duplicate of users id 1 on lower(username) (lowest id kept)",
             3: "duplicate of users id 1 on lower(email) (lowest id kept)",
-            4: "email: not a valid address (valid_email check)"}
+            4: "email: violates valid_email"}
         assert reasons(conn, "api_credentials") == {
             3: "is_active: not a boolean",
             4: "duplicate of api_credentials id 1 on lower(service_name) (lowest id kept)"}
@@ -297,7 +298,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
             (5, "tote", "k5", None, None, None, 1000, None),
         ]
         # never in both places; sequences past the highest source id; the run recorded
-        for table in migrate.TABLES:
+        for table in migration.TABLES:
             both = conn.execute(
                 f"select count(*) from {table} join migration.quarantine q"
                 f" on q.source_table = '{table}' and q.source_id = {table}.id").fetchone()[0]
@@ -314,7 +315,7 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
 def snapshot(dsn) -> dict:
     """Everything a load writes, but the run ledger."""
     with psycopg.connect(dsn) as conn:
-        out = {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migrate.TABLES}
+        out = {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
         out["quarantine"] = conn.execute(
             "select quarantine_id, run_id, source_table, source_id, reason, source_row"
             " from migration.quarantine order by quarantine_id").fetchall()
@@ -369,7 +370,7 @@ def test_utf16_source_is_refused(schema_db, tmp_path):
     path = tmp_path / "utf16.sqlite"
     con = sqlite3.connect(path)
     con.execute("pragma encoding = 'UTF-16le'")
-    con.executescript(migrate.SQLITE_SCHEMA.read_text())
+    con.executescript(SPEC_SQLITE_SCHEMA.read_text())
     con.close()
     with pytest.raises(HarnessError, match=r"database encoding is UTF-16le; the loader reads UTF-8 files only"):
         load(path, schema_db)
@@ -499,7 +500,7 @@ def test_sample_generator_is_deterministic_and_sized(tmp_path):
     assert dump(a) != dump(c)
     test = sample.generate(tmp_path / "test.sqlite", "test", seed=1)
     con = sqlite3.connect(test)
-    counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in migrate.TABLES}
+    counts = {t: con.execute(f"select count(*) from {t}").fetchone()[0] for t in migration.TABLES}
     uniques = con.execute("select count(distinct horse_name), (select count(distinct email) from users),"
                           " (select count(*) from (select distinct race_id, horse_id, algorithm_version"
                           " from predictions)) from horses").fetchone()
@@ -546,11 +547,192 @@ def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path
     con.execute("update horses set jockey = x'00ff' where id = 150")
     con.commit()
     con.close()
-    real = migrate.preflight
-    monkeypatch.setattr(migrate, "preflight", lambda source, workroot, scan=True: real(source, workroot, False))
+    real = migration.preflight
+    monkeypatch.setattr(migration, "preflight", lambda source, workroot, scan=True: real(source, workroot, False))
     with pytest.raises(HarnessError, match=r"staging does not reconcile with the source.*\n  horses: staged \d+ rows, "
                                            r"source has 300"):
         load(path, schema_db)
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select count(*) from horses").fetchone()[0] == 0
         assert conn.execute("select status from migration.runs").fetchall() == [("failed",)]
+
+
+# -- real files: SQLAlchemy's declared types, the app's own schema with a mapping file -----------
+
+APP_MAPPING = REPO / "data" / "mappings" / "hrp-app-2025.toml"
+
+
+def contents(dsn) -> dict:
+    with psycopg.connect(dsn) as conn:
+        return {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
+
+
+def test_sqlalchemy_declared_types_load_exactly_the_rows_of_the_spec_typed_file(pg_cluster, schema_db, tmp_path):
+    """VARCHAR(n) / DATETIME / FLOAT / BOOLEAN / DATE / INTEGER / TEXT for the spec's columns: the same
+    affinities, so no mapping is needed and the rows come out exactly as from the spec's DDL."""
+    spec = sample.generate(tmp_path / "spec.sqlite", SMALL, seed=31)
+    orm = sample.generate(tmp_path / "orm.sqlite", SMALL, seed=31, shape="sqlalchemy")
+    con = sqlite3.connect(orm)
+    assert con.execute("select type from pragma_table_info('api_credentials') where name = 'api_key'"
+                       ).fetchone()[0] == "VARCHAR(500)"
+    con.close()
+    with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
+        admin.execute("drop database if exists hrp_orm_reference")
+        admin.execute("create database hrp_orm_reference template hrp_schema_template")
+    try:
+        load(orm, schema_db)
+        load(spec, pg_cluster.dsn("hrp_orm_reference"))
+        assert contents(schema_db) == contents(pg_cluster.dsn("hrp_orm_reference"))
+    finally:
+        with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
+            admin.execute("drop database hrp_orm_reference")
+
+
+def test_a_declared_type_of_another_affinity_is_refused_naming_it(schema_db, tmp_path):
+    """Declared types are compared by SQLite affinity: INTEGER for the spec's age is INTEGER, TEXT
+    is not (SQLite would have stored '4' as text, not as a number)."""
+    path = tmp_path / "odd.sqlite"
+    con = sqlite3.connect(path)
+    con.executescript(SPEC_SQLITE_SCHEMA.read_text().replace("    age INTEGER,", "    age VARCHAR(3),"))
+    con.close()
+    with pytest.raises(HarnessError, match=r"column horses\.age is declared 'VARCHAR\(3\)' \(TEXT affinity\), "
+                                           r"the spec's schema says 'INTEGER' \(INTEGER affinity\)"):
+        load(path, schema_db)
+
+
+def test_the_apps_real_schema_is_refused_without_its_mapping_naming_the_differences(schema_db, tmp_path):
+    path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=33, shape="app")
+    with pytest.raises(HarnessError) as refused:
+        load(path, schema_db)
+    message = str(refused.value)
+    for difference in ("table 'race_horses' is not in the spec's schema", "column races.name is not known",
+                       "expected column races.race_name (TEXT) is missing",
+                       "column api_credentials.provider is not known",
+                       "a source in another shape loads with --mapping FILE"):
+        assert difference in message
+    with psycopg.connect(schema_db) as conn:
+        assert conn.execute("select count(*) from migration.runs").fetchone()[0] == 0
+
+
+def test_the_apps_real_schema_loads_with_its_mapping_every_row_accounted_for(schema_db, tmp_path):
+    path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=34, shape="app")
+    src = sqlite3.connect(path)
+    source_counts = {t: src.execute(f"select count(*) from {t}").fetchone()[0]
+                     for t in ("races", "horses", "race_horses", "predictions", "users", "api_credentials")}
+    first = src.execute("select date, weather, surface, weight from races join horses using (id) where id = 1"
+                        ).fetchone()
+    src.close()
+    report = load(path, schema_db, mapping=APP_MAPPING)
+    t = report["tables"]
+    # every row of every mapped table migrated or quarantined
+    for table in migration.TABLES:
+        assert t[table]["source_rows"] == source_counts[table]
+        assert t[table]["source_rows"] == t[table]["migrated_rows"] + t[table]["quarantined_rows"]
+        assert t[table]["checksum_match"]
+    assert t["predictions"]["quarantined_by_reason"] == {
+        "duplicate of predictions id N on (race_id, horse_id, lower(algorithm_version)) (lowest id kept)": 4}
+    assert t["api_credentials"]["quarantined_by_reason"] == {"api_key: NULL in a NOT NULL column": 1}
+    assert t["races"]["normalised_by_rule"] == {
+        "date_from_timestamp": 40, "enum_label_case_folded": 40, "text_as_json_string": 40}
+    # what went where
+    assert report["unmapped_tables"] == {"race_horses": source_counts["race_horses"]}
+    assert report["mapping"]["tables"]["horses"]["columns"]["horse_name"] == "name"
+    assert "weight" in report["mapping"]["tables"]["horses"]["extra_columns"]
+    assert report["extra_columns"] == {"races": 40, "horses": 300, "predictions": source_counts["predictions"],
+                                      "api_credentials": 4}
+    with psycopg.connect(schema_db) as conn:
+        race_date, weather, surface = conn.execute(
+            "select race_date, weather_conditions, surface::text from races where id = 1").fetchone()
+        assert (str(race_date), weather, surface) == (first[0][:10], first[1], first[2].lower())
+        # nothing unmapped is dropped: the full timestamp, the carried weight, the association table
+        extra = conn.execute("select extra_values from migration.source_extras where source_table = 'races'"
+                             " and source_id = 1").fetchone()[0]
+        assert extra["date"] == first[0] and "race_class" in extra and len(extra) == 42
+        assert conn.execute("select extra_values ->> 'weight' from migration.source_extras"
+                            " where source_table = 'horses' and source_id = 1").fetchone()[0] == str(first[3])
+        assert conn.execute("select weight from horses where id = 1").fetchone()[0] is None  # target default
+        assert conn.execute("select count(*) from migration_unmapped.race_horses").fetchone()[0] == \
+            source_counts["race_horses"]
+        assert conn.execute("select count(*) from migration.quarantine").fetchone()[0] == 5
+        password = conn.execute("select extra_values ->> 'password' from migration.source_extras"
+                                " where source_table = 'api_credentials' and source_id = 3").fetchone()[0]
+        assert password.startswith("pw_")
+        assert conn.execute("select has_table_privilege('hrp_app', 'migration.source_extras', 'select')"
+                            ).fetchone()[0] is False
+        assert conn.execute("select mapping -> 'unmapped_tables' from migration.runs").fetchone()[0] == ["race_horses"]
+    # a re-run with the same file and mapping changes nothing
+    again = load(path, schema_db, mapping=APP_MAPPING, incremental=True)
+    assert all((v["inserted_rows"], v["updated_rows"], v["deleted_rows"]) == (0, 0, 0)
+               for v in again["tables"].values())
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[tables.races\n", r"--mapping .*: not valid TOML"),
+    ("[tables.jockeys]\nsource = 'jockeys'\n", r"\[tables\.jockeys\] is not a target table"),
+    ("[tables.races.columns]\nrace_name = 'title'\n", r"table races, column race_name: the source table races "
+                                                       r"has no column title"),
+    ("[tables.races.columns]\nrace_date = { source = 'race_date', rule = 'guess' }\n",
+     r"column race_date: unknown rule guess \(known: date_part\)"),
+    ("[tables.horses.columns]\nid = false\n", r"no source column for its primary key id"),
+    ("version = 2\n", r"unknown top-level key\(s\) version"),
+])
+def test_a_mapping_that_does_not_fit_is_refused_before_anything(schema_db, tmp_path, text, message):
+    path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=35)
+    mapping = tmp_path / "mapping.toml"
+    mapping.write_text(text)
+    with pytest.raises(HarnessError, match=message):
+        load(path, schema_db, mapping=mapping)
+    with psycopg.connect(schema_db) as conn:
+        assert conn.execute("select count(*) from races").fetchone()[0] == 0
+        assert conn.execute("select count(*) from migration.runs where status = 'committed'").fetchone()[0] == 0
+
+
+def test_the_readmes_rules_table_is_the_rule_set(schema_db):
+    """README "Per-column rules" against what functions/migration_map.sql generates (for the spec's
+    shape, plus a date_part and an interval column so that every kind of rule is in it) and the
+    orphan, duplicate and timestamp rules: every reason and normalisation the SQL can give is in the
+    table, and the table names none the SQL does not give."""
+    import json
+    import re
+
+    from hrp_harness.migration.source import Source, read_mapping, spec_tables
+
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("### Per-column rules", 1)[1].split("\n\n", 2)[2].split("\n\n", 1)[0]
+    rows = [line.split(" | ") for line in table.splitlines()[2:]]
+    documented_reasons = {r for row in rows for r in re.findall(r"`([^`]+)`", row[2])}
+    documented_norms = {n for row in rows for n in re.findall(r"`([a-z_]+)`", row[3])}
+    spec = read_mapping(None)[0]
+    other = json.loads(json.dumps(spec))
+    other["tables"]["races"] = {"columns": {"race_date": {"source": "created_at", "rule": "date_part"}}}
+    other["tables"]["api_credentials"]["columns"]["rate_limit_window"] = "service_name"
+    sql_text = ""
+    with psycopg.connect(schema_db) as conn:
+        for mapping in (spec, other):
+            conn.execute("select migration.set_mapping(%s, %s)",
+                         (json.dumps(Source(REPO, 0, spec_tables()).as_json()), json.dumps(mapping)))
+            sql_text += "\n".join(q for (q,) in conn.execute(
+                "select migration.mapped_query(t) from unnest(migration.target_tables()) as t"))
+        sql_text += "\n".join(src for (src,) in conn.execute(
+            "select prosrc from pg_proc where pronamespace = 'migration'::regnamespace"
+            " and proname in ('mark_orphans', 'mark_duplicates', 'ts_norms')"))
+    # the reasons the generated queries give, with the column, the numbers, the type made general
+    given = set()
+    for text in re.findall(r"'[a-z_]+: ([^']+)'", sql_text):
+        text = re.sub(r"decimal\(\d+,\d+\)", "decimal(p,s)", text)
+        text = re.sub(r"longer than \d+ characters", "longer than n characters", text)
+        text = re.sub(r"out of range of (smallint|integer|bigint)$", "out of range of <type>", text)
+        text = re.sub(r"violates \w+", "violates <constraint name>", text)
+        given.add(text.replace("\\\\", "\\"))  # format(%L) doubles a backslash
+    for pattern, general in ((r"' \|\| f\.parent \|\| ' id %s does not exist'", "<parent> id N does not exist"),
+                             (r"parent ' \|\| f\.parent \|\| ' id %s is quarantined'",
+                              "parent <parent> id N is quarantined"),
+                             (r"'duplicate of ' \|\| p_table \|\| ' id %s on '", "duplicate of <table> id N on <key> "
+                                                                                 "(lowest id kept)")):
+        if re.search(pattern, sql_text):
+            given.add(general)
+    assert given == documented_reasons
+    norms = set(re.findall(r"'([a-z]+(?:_[a-z]+)+)'", sql_text)) & {
+        n for n in re.findall(r"[a-z]+(?:_[a-z]+)+", sql_text)
+        if n.startswith(("real_", "date_from", "timestamp_", "boolean_from", "enum_label", "text_as"))}
+    assert norms == documented_norms

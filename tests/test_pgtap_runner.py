@@ -66,11 +66,11 @@ def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db
     import psycopg
     from psycopg import sql
 
-    from hrp_harness import migrate, sample
+    from hrp_harness import migration, sample
 
     source = sample.generate(tmp_path / "app.sqlite",
                              sample.Size(races=50, horses=200, predictions=1_000, users=10, credentials=3))
-    migrate.load(source, schema_db, quiet=True, report_path=tmp_path / "report.json")
+    migration.load(source, schema_db, quiet=True, report_path=tmp_path / "report.json")
     tables = ("races", "horses", "predictions", "users", "api_credentials")
 
     def state():
@@ -87,3 +87,17 @@ def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db
             next_id = conn.execute("select nextval(pg_get_serial_sequence(%s, 'id'))",
                                    (f"public.{table}",)).fetchone()[0]
             assert next_id > before[table][1], f"{table}: the sequence went back to {next_id}"
+
+
+def test_the_shared_pgtap_setup_maps_the_spec_shape_as_the_harness_does():
+    """tests/pgtap/spec_mapping.psql holds the source and mapping documents the loader sends for a
+    file in the spec's shape (migration.set_mapping): they must not drift apart."""
+    import json
+    import re
+
+    from hrp_harness.migration.source import Source, read_mapping, spec_tables
+
+    text = (REPO / "tests" / "pgtap" / "spec_mapping.psql").read_text()
+    documents = dict(re.findall(r"^\\set (hrp_spec_\w+) '(.*)'$", text, re.M))
+    assert json.loads(documents["hrp_spec_source"]) == Source(REPO, 0, spec_tables()).as_json()
+    assert json.loads(documents["hrp_spec_mapping"]) == read_mapping(None)[0]

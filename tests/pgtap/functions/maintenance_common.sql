@@ -8,15 +8,15 @@ select plan(19);
 
 select is(
     maintenance.ensure_extensions(), array[]::text[],
-    'every extension the jobs use is available on the test cluster (pg_stat_statements preloaded)'
+    'every extension the jobs use is available on the test cluster'
 );
 select set_eq(
     $$
     select x.extname::text from pg_catalog.pg_extension as x
     where x.extnamespace = 'maintenance'::regnamespace
     $$,
-    array['dblink', 'pgstattuple', 'pg_stat_statements', 'pg_repack'],
-    'dblink, pgstattuple, pg_stat_statements and pg_repack live in schema maintenance'
+    array['dblink', 'pgstattuple', 'pg_repack'],
+    'dblink, pgstattuple and pg_repack live in schema maintenance'
 );
 
 select is(

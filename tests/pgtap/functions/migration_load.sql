@@ -11,10 +11,10 @@ select plan(26);
 -- fast instead of queueing the application behind it.
 set local lock_timeout = '3s';
 truncate public.races, public.horses, public.predictions, public.users, public.api_credentials,
-migration.cutover, migration.quarantine, migration.run_tables, migration.runs,
-migration_stage.races,
-migration_stage.horses, migration_stage.predictions, migration_stage.users,
-migration_stage.api_credentials, migration_stage.hrp_preflight_rejects;
+migration.cutover, migration.quarantine, migration.run_tables, migration.runs;
+-- noqa: disable=PRS
+\ir ../spec_mapping.psql
+-- noqa: enable=PRS
 
 insert into migration_stage.races values
 (
@@ -58,13 +58,13 @@ select is(migration.map_end('predictions', false), 4::bigint, 'map_end without a
 select is(
     (
         select reltuples from pg_class
-        where oid = 'migration_stage.m_predictions'::regclass
+        where oid = 'migration_work.predictions'::regclass
     ), -1::real,
     'map_end(..., false) leaves the work table without statistics'
 );
 select is(
     (
-        select count(*)::int from migration_stage.m_predictions
+        select count(*)::int from migration_work.predictions
         where reason is not null
     ), 0,
     'map_rows applies the rules of each row only (no orphans yet)'
@@ -72,7 +72,7 @@ select is(
 select is(migration.mark_orphans(), 2::bigint, 'mark_orphans quarantines the orphans');
 select is(
     (
-        select count(*)::int from migration_stage.m_predictions
+        select count(*)::int from migration_work.predictions
         where reason like '%parent%'
     ), 2,
     '... naming their parent'
@@ -96,7 +96,7 @@ select ok(
     :part0 > 0 and :part1 > 0
     and (
         select count(distinct source_id) = 1004 and count(*) = 1004
-        from migration_stage.m_predictions
+        from migration_work.predictions
     ),
     'map_rows: two parts of the blocks map every row once, each part some'
 );
@@ -112,21 +112,21 @@ select throws_ok(
     'map_rows: part 2 of 2 does not exist',
     'map_rows refuses a part that does not exist'
 );
--- map_rows tries the fast path of predictions_mapped first: a value no cast accepts (Feb 29 of
+-- map_rows tries the canonical-value shortcut first: a value no cast accepts (Feb 29 of
 -- a common year) raises there, and the part is mapped again by the rules, nothing lost
 insert into migration_stage.predictions values
 ('5', '1', '1', '0.5', '0.5', 'v5', '2023-02-29 08:00:00');
 select migration.map_begin('predictions');
 select is(
     migration.map_rows('predictions', 0, 1), 5::bigint,
-    'map_rows: a value the fast path cannot cast falls back to the rules for the part'
+    'map_rows: a value the shortcut cannot cast falls back to the rules for the part'
 );
 select is(
     (
-        select reason from migration_stage.m_predictions
+        select reason from migration_work.predictions
         where id = 5
     ),
-    'created_at: unparseable timestamp',
+    'created_at: unparseable timestamp; updated_at: unparseable timestamp',
     'map_rows: ... and the rules quarantine that row with its reason'
 );
 delete from migration_stage.predictions
@@ -135,7 +135,7 @@ select migration.map_table('predictions');
 select migration.mark_orphans();
 select is(migration.mark_duplicates('predictions'), 1::bigint, 'duplicate predictions are marked');
 select results_eq(
-    $$select id, reason from migration_stage.m_predictions where reason is not null order by id$$,
+    $$select id, reason from migration_work.predictions where reason is not null order by id$$,
     $$values (2::bigint, 'race_id: parent races id 2 is quarantined'),
              (3::bigint, 'horse_id: parent horses id 2 is quarantined'),
              (4::bigint, 'duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version))'
@@ -169,34 +169,37 @@ select results_eq(
 );
 -- the bulk path inserts predictions while their duplicates are still being marked: a row marked
 -- after its insert leaves the target again
-update migration_stage.m_predictions set reason = 'pgtap: marked after the insert'
+update migration_work.predictions set reason = 'pgtap: marked after the insert'
 where id = 1;
 select is(
     migration.remove_quarantined('predictions'), 1::bigint,
     'remove_quarantined deletes a row quarantined after its insert'
 );
 select is(
-    current_setting('hrp.inserted_predictions')::int, 0,
-    '... and counts it out of the inserted rows'
+    current_setting('hrp.inserted_predictions', true), null,
+    '... and says so by its result only (no session setting carries counts)'
 );
-update migration_stage.m_predictions set reason = null
+update migration_work.predictions set reason = null
 where id = 1;
 select migration.apply_table('predictions', 'insert');
 -- merge: a changed source row updates the target, the trigger does not touch updated_at
-update migration_stage.m_horses set weight = 555.5
+update migration_work.horses set weight = 555.5
 where id = 1;
-select is(migration.apply_table('horses', 'upsert'), 1::bigint, 'upsert updates the changed row');
+select is(
+    migration.apply_table('horses', 'upsert'), '{"inserted": 0, "updated": 1, "deleted": 0}'::jsonb,
+    'upsert updates the changed row, and returns its counts'
+);
 select results_eq(
     $$select weight, updated_at from public.horses where id = 1$$,
     $$values (555.5::numeric(5, 1), '2024-01-03 00:00:00+00'::timestamptz)$$,
     'the source updated_at is kept through an update'
 );
-delete from migration_stage.m_predictions
+delete from migration_work.predictions
 where id = 1;
 select
     is(
-        migration.apply_table('predictions', 'delete'),
-        1::bigint,
+        migration.apply_table('predictions', 'delete') -> 'deleted',
+        '1'::jsonb,
         'delete removes a row gone from the source'
     );
 select is(

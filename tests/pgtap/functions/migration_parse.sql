@@ -2,7 +2,7 @@
 -- produces, valid and invalid, and that none of them raises.
 begin;
 create extension if not exists pgtap;
-select plan(36);
+select plan(33);
 
 select is(migration.parse_int('42'), 42::bigint, 'parse_int: plain integer');
 select is(migration.parse_int('-7'), -7::bigint, 'parse_int: signed integer');
@@ -48,25 +48,6 @@ select is(
     migration.ts_norms('date', 'date') || migration.ts_norms('naive'),
     array['timestamp_from_date_only'],
     'ts_norms: each rule once per row; naive is no normalisation'
-);
-set local datestyle = 'ISO, YMD';
-select is(
-    migration.ts_kind_fast('2024-01-01 10:00:00', true), 'naive',
-    'ts_kind_fast: canonical ISO text is naive at once'
-);
-select is_empty(
-    $$select v from unnest(array[
-        '2024-01-01 10:00:00', '2024-01-01T10:00:00', '2024-01-01 10:00', '2024-01-01',
-        '1700000000', 'yesterday', '2024-01-01 23:59:60', '0044-03-15 12:00:00 BC',
-        '2024-01-01 10:00:00+02', 'infinity', '', null
-    ]) as v
-    where migration.ts_kind_fast(v, true) is distinct from migration.ts_kind(v)
-       or migration.ts_kind_fast(v, false) is distinct from migration.ts_kind(v)$$,
-    'ts_kind_fast: the same kind as ts_kind for every text a cast accepts, fast or not'
-);
-select throws_ok(
-    $$select migration.ts_kind_fast('2023-02-29 08:00:00', true)$$, '22008', null,
-    'ts_kind_fast: fast, a date that does not exist raises (map_rows maps again without)'
 );
 select is(
     migration.parse_ts('2024-06-01 10:00:00', 'naive', 'Europe/Paris'),

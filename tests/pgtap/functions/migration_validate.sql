@@ -10,10 +10,10 @@ select plan(10);
 -- fast instead of queueing the application behind it.
 set local lock_timeout = '3s';
 truncate public.races, public.horses, public.predictions, public.users, public.api_credentials,
-migration.cutover, migration.quarantine, migration.run_tables, migration.runs,
-migration_stage.races,
-migration_stage.horses, migration_stage.predictions, migration_stage.users,
-migration_stage.api_credentials, migration_stage.hrp_preflight_rejects;
+migration.cutover, migration.quarantine, migration.run_tables, migration.runs;
+-- noqa: disable=PRS
+\ir ../spec_mapping.psql
+-- noqa: enable=PRS
 
 create temp table a (id bigint, v text);
 create temp table b (id bigint, v text);
@@ -52,7 +52,7 @@ select cmp_ok(
 select is(
     migration.source_side('races') ->> 'checksum',
     migration.content_checksum(
-        'migration_stage.m_races', migration.load_columns('races'), 'reason is null'
+        'migration_work.races', migration.load_columns('races'), 'reason is null'
     ),
     'source_side: the checksum of content_checksum over the migrating work rows'
 );
@@ -64,7 +64,7 @@ select throws_like(
     'checksum mismatch for races: source side 1:0 <> target%',
     'finish_table compares the source side it is given with the target'
 );
-update migration_stage.m_races set race_name = 'Tampered'
+update migration_work.races set race_name = 'Tampered'
 where id = 5;
 delete from migration.run_tables;
 select throws_like(
@@ -72,7 +72,7 @@ select throws_like(
     'checksum mismatch for races%',
     'finish_table raises on a checksum mismatch'
 );
-insert into migration_stage.m_races (source_id, id, reason, norms)
+insert into migration_work.races (source_id, id, reason, norms)
 values ('6', 6, 'pgtap reason', '{}');
 insert into public.races (id, race_name, race_date) values (6, 'Both', '2024-01-01');
 select throws_like(
@@ -82,7 +82,7 @@ select throws_like(
 );
 delete from public.races
 where id = 6;
-update migration_stage.m_races set race_name = 'Gold Cup'
+update migration_work.races set race_name = 'Gold Cup'
 where id = 5;
 select migration.finish_table(:run, 'races', 0);
 select throws_like(

@@ -1,4 +1,4 @@
-"""The preflight's content scan of a big SQLite file, as a background process (issue 3).
+"""The preflight's content scan of a big SQLite file, as a background process (preflight.py).
 
 `invoke load` runs it beside staging, mapping and the transaction and waits for its verdict before
 the commit. It runs at the lowest CPU priority there is, in a session of its own: with the kernel's
@@ -6,7 +6,7 @@ autogroup scheduling a thread's nice value only ranks it against its own session
 of the loader would still take CPU from the PostgreSQL backends; a process whose own session's
 group is niced takes only CPU nothing else wants.
 
-Usage: python -m hrp_harness.preflight_scan SOURCE WORKROOT  (prints the result as one JSON object)
+Usage: python -m hrp_harness.migration.scan SOURCE WORKROOT  (prints the result as one JSON object)
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ def _lowest_priority() -> None:
 
 def main(argv: list[str]) -> int:
     _lowest_priority()
-    from . import HarnessError
-    from .migrate import preflight
+    from .. import HarnessError
+    from .preflight import preflight
 
     try:
         found = preflight(Path(argv[1]), Path(argv[2]))

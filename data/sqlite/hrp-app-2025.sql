@@ -1,0 +1,175 @@
+-- sqlfluff:dialect:sqlite
+-- noqa: disable=CP01,CP02,CP03,CP05,RF04,LT05
+-- The HRP app's SQLite schema as its public SQLAlchemy models (2025) create it, which has drifted
+-- from the spec's (data/sqlite/schema.sql): other column names (races.name, date, track;
+-- horses.name; predictions.predicted_position, model_version; api_credentials.provider, base_url),
+-- declared types as SQLAlchemy writes them, ~35 more columns on races and ~45 on horses, updated_at
+-- everywhere, credentials' username and password, no unique key on predictions, and an association
+-- table race_horses. horses.weight is the carried weight in lb (115-130), not the body weight in
+-- kg the spec's horses.weight holds. data/mappings/hrp-app-2025.toml maps it onto the spec's
+-- tables; `invoke sample --shape app` writes a file in this shape. SQLite dialect; not applied to
+-- PostgreSQL.
+
+CREATE TABLE races (
+    id INTEGER NOT NULL,
+    name VARCHAR(200) NOT NULL,
+    date DATETIME NOT NULL,
+    time VARCHAR(10),
+    track VARCHAR(100) NOT NULL,
+    distance FLOAT NOT NULL,
+    surface VARCHAR(50),
+    race_class VARCHAR(50),
+    prize_money FLOAT,
+    weather VARCHAR(50),
+    track_condition VARCHAR(50),
+    status VARCHAR(20),
+    results TEXT,
+    going_description VARCHAR(50),
+    rail_position VARCHAR(50),
+    field_size INTEGER,
+    age_restriction VARCHAR(20),
+    sex_restriction VARCHAR(20),
+    weight_conditions VARCHAR(100),
+    rating_band VARCHAR(20),
+    is_graded BOOLEAN,
+    grade VARCHAR(10),
+    purse_currency VARCHAR(3),
+    first_prize FLOAT,
+    second_prize FLOAT,
+    third_prize FLOAT,
+    fourth_prize FLOAT,
+    winning_time VARCHAR(20),
+    sectional_times TEXT,
+    video_url VARCHAR(255),
+    tv_channel VARCHAR(50),
+    off_time DATETIME,
+    declared_runners INTEGER,
+    non_runners INTEGER,
+    favourite_name VARCHAR(100),
+    favourite_odds FLOAT,
+    winning_margin VARCHAR(20),
+    stewards_report TEXT,
+    race_comment TEXT,
+    country VARCHAR(2),
+    region VARCHAR(50),
+    course_direction VARCHAR(20),
+    course_type VARCHAR(20),
+    start_type VARCHAR(20),
+    draw_bias VARCHAR(20),
+    pace_rating FLOAT,
+    speed_figure INTEGER,
+    data_source VARCHAR(50),
+    created_at DATETIME,
+    updated_at DATETIME,
+    PRIMARY KEY (id)
+);
+
+CREATE TABLE horses (
+    id INTEGER NOT NULL,
+    name VARCHAR(100) NOT NULL,
+    age INTEGER NOT NULL,
+    weight FLOAT,
+    jockey VARCHAR(100),
+    trainer VARCHAR(100),
+    owner VARCHAR(100),
+    sex VARCHAR(10),
+    color VARCHAR(20),
+    sire VARCHAR(100),
+    dam VARCHAR(100),
+    dam_sire VARCHAR(100),
+    breeder VARCHAR(100),
+    country_bred VARCHAR(3),
+    foaled DATE,
+    form VARCHAR(20),
+    rating INTEGER,
+    official_rating INTEGER,
+    wins INTEGER,
+    places INTEGER,
+    shows INTEGER,
+    runs INTEGER,
+    earnings FLOAT,
+    last_run DATETIME,
+    last_position INTEGER,
+    days_since_run INTEGER,
+    best_distance FLOAT,
+    preferred_surface VARCHAR(20),
+    preferred_going VARCHAR(20),
+    speed_rating INTEGER,
+    class_rating INTEGER,
+    stamina_rating INTEGER,
+    workout_times TEXT,
+    equipment VARCHAR(50),
+    medication VARCHAR(50),
+    claiming_price FLOAT,
+    stable VARCHAR(100),
+    silks_colour VARCHAR(100),
+    draw INTEGER,
+    handicap_mark INTEGER,
+    course_wins INTEGER,
+    distance_wins INTEGER,
+    going_wins INTEGER,
+    jockey_claim INTEGER,
+    odds FLOAT,
+    morning_line VARCHAR(10),
+    scratched BOOLEAN,
+    notes TEXT,
+    photo_url VARCHAR(255),
+    microchip VARCHAR(20),
+    passport_number VARCHAR(20),
+    created_at DATETIME,
+    updated_at DATETIME,
+    PRIMARY KEY (id)
+);
+
+CREATE TABLE race_horses (
+    race_id INTEGER,
+    horse_id INTEGER,
+    FOREIGN KEY (race_id) REFERENCES races (id),
+    FOREIGN KEY (horse_id) REFERENCES horses (id)
+);
+
+CREATE TABLE predictions (
+    id INTEGER NOT NULL,
+    race_id INTEGER NOT NULL,
+    horse_id INTEGER NOT NULL,
+    predicted_position INTEGER,
+    confidence FLOAT,
+    odds FLOAT,
+    factors TEXT,
+    model_version VARCHAR(50),
+    created_at DATETIME,
+    updated_at DATETIME,
+    PRIMARY KEY (id),
+    FOREIGN KEY (race_id) REFERENCES races (id),
+    FOREIGN KEY (horse_id) REFERENCES horses (id)
+);
+
+CREATE TABLE users (
+    id INTEGER NOT NULL,
+    username VARCHAR(80) NOT NULL,
+    email VARCHAR(120) NOT NULL,
+    password_hash VARCHAR(255),
+    is_admin BOOLEAN,
+    is_active BOOLEAN,
+    created_at DATETIME,
+    updated_at DATETIME,
+    last_login DATETIME,
+    PRIMARY KEY (id),
+    UNIQUE (username),
+    UNIQUE (email)
+);
+
+CREATE TABLE api_credentials (
+    id INTEGER NOT NULL,
+    provider VARCHAR(50) NOT NULL,
+    base_url VARCHAR(255) NOT NULL,
+    api_key VARCHAR(255),
+    api_secret VARCHAR(255),
+    username VARCHAR(100),
+    password VARCHAR(255),
+    description TEXT,
+    is_active BOOLEAN,
+    created_at DATETIME,
+    updated_at DATETIME,
+    PRIMARY KEY (id)
+);
