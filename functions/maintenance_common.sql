@@ -298,3 +298,70 @@ $$;
 comment on function maintenance.cron_jobs() is
 'The schedule as pg_cron jobs of this database (jobname <job_name>@<database>, schedule, command):
 what deploy hands to data/maintenance/schedule_in_cron.sql in the cron database.';
+
+-- pg_cron's record of this database's jobs, for the monitoring role: it lives in the cron database
+-- (cron.job_run_details), which the exporter does not connect to. SECURITY DEFINER (owned by the
+-- deploying superuser) reads it there through dblink; no argument, no text the caller chooses.
+-- No row when pg_cron is not loaded or its extension not created.
+create or replace function maintenance.cron_job_runs()
+returns table (
+    jobname text,
+    active boolean,
+    runs bigint,
+    failed_runs bigint,
+    last_status text,
+    last_end timestamptz
+)
+language plpgsql
+security definer
+set search_path = pg_catalog, pg_temp
+as $$
+declare
+    cron_database constant text := current_setting('cron.database_name', true);
+begin
+    if cron_database is null
+        or not exists (select 1 from pg_database as d where d.datname = cron_database) then
+        return;
+    end if;
+    return query
+    select r.jobname, r.active, r.runs, r.failed_runs, r.last_status, r.last_end
+    from maintenance.dblink(
+        replace(
+            maintenance.self_conninfo(),
+            'dbname=' || maintenance.conninfo_quote(current_database()),
+            'dbname=' || maintenance.conninfo_quote(cron_database)
+        ),
+        format(
+            'select j.jobname::text, j.active, count(d.runid), count(d.runid) filter ('
+            '    where d.status = ''failed''), (array_agg(d.status order by d.runid desc))[1],'
+            '    max(d.end_time)'
+            ' from cron.job as j left join cron.job_run_details as d on d.jobid = j.jobid'
+            ' where j.database = %L'
+            ' group by j.jobname, j.active',
+            current_database()
+        )
+    ) as r (
+        jobname text, active boolean, runs bigint, failed_runs bigint, last_status text,
+        last_end timestamptz
+    );
+exception
+    when undefined_table then
+        return;  -- pg_cron loaded, its extension not created (yet) in the cron database
+end;
+$$;
+comment on function maintenance.cron_job_runs() is
+'This database''s pg_cron jobs with their runs and failed runs so far, the last status and end
+(cron.job_run_details, read in the cron database): what the exporter counts for the monitoring.';
+
+-- Only superusers run the maintenance functions (the jobs run as the superuser that scheduled
+-- them); the monitoring role gets the schema and cron_job_runs() alone. Every functions/
+-- maintenance_*.sql file ends with this revoke (a function gets EXECUTE for PUBLIC when created).
+revoke execute on all functions in schema maintenance from public;
+do $monitor$
+begin
+    if exists (select 1 from pg_catalog.pg_roles where rolname = 'hrp_monitor') then
+        grant usage on schema maintenance to hrp_monitor;
+        grant execute on function maintenance.cron_job_runs() to hrp_monitor;
+    end if;
+end;
+$monitor$;

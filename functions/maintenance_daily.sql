@@ -206,3 +206,6 @@ comment on function maintenance.daily_vacuum_analyze(
 'Daily job: VACUUM (ANALYZE) / ANALYZE each candidate table (vacuum_analyze_candidates) through
 dblink with SKIP_LOCKED, a finding per table (done or skipped), a disk usage sample, maintenance
 runs older than keep_days removed; returns the run_id.';
+
+-- Superusers only (functions/maintenance_common.sql).
+revoke execute on all functions in schema maintenance from public;

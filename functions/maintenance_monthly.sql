@@ -76,3 +76,6 @@ comment on function maintenance.monthly_capacity(numeric, numeric) is
 'Monthly job: findings table_size / index_size (bytes, growth since the previous report, per day)
 and disk_usage (file system, growth per day, days to the warning and critical thresholds);
 returns the run_id.';
+
+-- Superusers only (functions/maintenance_common.sql).
+revoke execute on all functions in schema maintenance from public;

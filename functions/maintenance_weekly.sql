@@ -297,3 +297,6 @@ comment on function maintenance.weekly_report(integer, numeric, bigint, boolean)
 'Weekly job: findings unused_index, duplicate_index, table_bloat / index_bloat (above the
 thresholds), slow_statement (top by total time), then this database''s pg_stat_statements entries
 reset (unless reset_statements is false); returns the run_id.';
+
+-- Superusers only (functions/maintenance_common.sql).
+revoke execute on all functions in schema maintenance from public;

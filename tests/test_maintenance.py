@@ -134,6 +134,16 @@ def test_a_second_sync_keeps_the_jobs_a_paused_job_and_drops_a_job_the_schedule_
     assert cron_jobs(pg_cluster, db) == []
 
 
+def test_the_monitoring_role_sees_the_jobs_of_its_database(loaded):
+    """What the exporter's hrp_maintenance_job query reads (conf/monitoring/postgres_exporter_queries.yml)."""
+    db = dbname(loaded)
+    with psycopg.connect(loaded) as conn:
+        conn.execute("set role hrp_monitor")
+        rows = conn.execute("select jobname, active, runs, failed_runs, last_status"
+                            " from maintenance.cron_job_runs() order by 1").fetchall()
+    assert rows == [(f"{job}@{db}", True, 0, 0, None) for job in sorted(JOBS)]
+
+
 # -- every job on a loaded database --------------------------------------------------------------
 
 @pytest.mark.parametrize("job", JOBS)
@@ -441,4 +451,7 @@ def test_pg_cron_runs_every_job_and_a_failing_job_shows_in_job_run_details(pg_cl
     assert rows[f"broken@{db}"].startswith("failed: ERROR: function maintenance.no_such_job() does not exist"), rows
     with psycopg.connect(loaded) as conn:
         ran = {job for (job,) in conn.execute("select distinct job from maintenance.runs")}
+        conn.execute("set role hrp_monitor")  # what the exporter counts
+        failed = dict(conn.execute("select jobname, failed_runs from maintenance.cron_job_runs()").fetchall())
     assert ran == set(JOBS)
+    assert failed[f"broken@{db}"] >= 1 and all(failed[f"{job}@{db}"] == 0 for job in JOBS)

@@ -4,7 +4,7 @@
 -- Safe against a loaded database: everything it writes is rolled back.
 begin;
 create extension if not exists pgtap;
-select plan(19);
+select plan(24);
 
 select is(
     maintenance.ensure_extensions(), array[]::text[],
@@ -106,6 +106,40 @@ select ok(
         )
     ),
     'an extension''s own relations are not'
+);
+
+-- the monitoring role reads pg_cron's record of the jobs, and runs nothing else here
+select is(
+    (select count(*)::int from maintenance.cron_job_runs()),
+    0,
+    'cron_job_runs: no pg_cron job runs in this (unscheduled) database'
+);
+-- (each statement switches role inside pgTAP's subtransaction, which a failure rolls back, role
+-- included: the roles cannot reach pgTAP's functions in schema public)
+select lives_ok(
+    'set local role hrp_monitor; select * from maintenance.cron_job_runs(); reset role',
+    'hrp_monitor may read the jobs'' runs (SECURITY DEFINER, through dblink)'
+);
+select throws_ok(
+    'set local role hrp_monitor; select maintenance.disk_usage()', '42501', null,
+    'hrp_monitor may run no other maintenance function'
+);
+select throws_ok(
+    'set local role hrp_app; select * from maintenance.cron_job_runs()', '42501', null,
+    'hrp_app may not even read the jobs'' runs'
+);
+select is_empty(
+    $$
+    select p.proname
+    from pg_catalog.pg_proc as p
+    cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
+    where
+        p.pronamespace = 'maintenance'::regnamespace and a.grantee = 0
+        and not exists (
+            select 1 from pg_catalog.pg_depend as d where d.objid = p.oid and d.deptype = 'e'
+        )
+    $$,
+    'PUBLIC may execute no maintenance function'
 );
 
 select * from finish();
