@@ -23,6 +23,8 @@ from .source import REJECTS, _tables_of, sqlite_ident
 
 #: Source files at least this big get their content scan in the background, beside the load.
 SCAN_BESIDE_PGLOADER_BYTES = 8 * 2**20
+#: Rows the content scan joins and decodes at a time.
+SCAN_ROWS = 250_000
 
 
 def _utf8_ok(value) -> int:
@@ -90,16 +92,24 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
             # alarm, which the drill-down queries (text values only) settle
             has_nul = utf8_bad = False
             if text_cols:
-                blobs = con.execute("select " + ", ".join(
+                # SCAN_ROWS rows at a time (keyset by rowid), so that the joined values of a 10x
+                # file (5 M rows) never sit in memory whole
+                cols_sql = ", ".join(sqlite_ident(c) for c in text_cols)
+                query = ("select max(rowid), " + ", ".join(
                     f"cast(group_concat({sqlite_ident(c)}, x'0a') as blob)" for c in text_cols)
-                    + f" from {t}").fetchone()
-                for value in blobs:
-                    value = bytes(value or b"")
-                    has_nul = has_nul or b"\x00" in value
-                    try:
-                        value.decode("utf-8")
-                    except UnicodeDecodeError:
-                        utf8_bad = True
+                    + f" from (select rowid, {cols_sql} from {t} where rowid >= ? order by rowid limit ?)")
+                start = con.execute(f"select min(rowid) from {t}").fetchone()[0]
+                while start is not None:
+                    last, *values = con.execute(query, (start, SCAN_ROWS)).fetchone()
+                    for value in values:
+                        value = bytes(value or b"")
+                        has_nul = has_nul or b"\x00" in value
+                        if not utf8_bad:
+                            try:
+                                value.decode("utf-8")
+                            except UnicodeDecodeError:
+                                utf8_bad = True
+                    start = last + 1 if last is not None and last < 2**63 - 1 else None
             for col in blob_cols:
                 bad.append((table, f"select rowid, '{col}: BLOB value (no BLOB columns in the target)' "
                                    f"from {t} where typeof({sqlite_ident(col)}) = 'blob'"))
