@@ -105,6 +105,13 @@ def schema_db(pg_cluster, schema_template):
     yield from _clone(pg_cluster, schema_template, "hrp_test")
 
 
+@pytest.fixture(scope="module")
+def module_db(pg_cluster, schema_template):
+    """Superuser DSN of a fresh database with the project schema, shared by one test module (one
+    expensive load, many cases reading it)."""
+    yield from _clone(pg_cluster, schema_template, "hrp_module")
+
+
 @pytest.fixture
 def empty_db(pg_cluster):
     """Superuser DSN of a fresh empty database."""

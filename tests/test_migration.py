@@ -179,83 +179,59 @@ def reasons(conn, table):
         "select source_id, reason from migration.quarantine where source_table = %s", (table,)).fetchall())
 
 
-def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, monkeypatch):
-    # the big-file path: the content scan runs in the background, finds the rows, staging restarts
-    monkeypatch.setattr(migration, "SCAN_BESIDE_PGLOADER_BYTES", 0)
-    source = dirty_corpus(tmp_path / "dirty.sqlite")
-    before = hashlib.sha256(source.read_bytes()).hexdigest()
-    report = load(source, schema_db)
-    assert hashlib.sha256(source.read_bytes()).hexdigest() == before, "the source file must not change"
-    t = report["tables"]
-    assert {k: (v["source_rows"], v["migrated_rows"], v["quarantined_rows"]) for k, v in t.items()} == {
-        "races": (16, 4, 12), "horses": (10, 4, 6), "predictions": (12, 2, 10),
-        "users": (5, 2, 3), "api_credentials": (5, 3, 2)}
-    assert report["preflight"]["rejected_rows"]["races"] == 3
-    assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
-    assert all(v["checksum_match"] for v in t.values())
-    assert t["races"]["normalised_by_rule"] == {
-        "enum_label_case_folded": 1, "real_rounded_to_scale": 1, "text_as_json_string": 1,
-        "timestamp_from_epoch": 1, "timestamp_offset_to_utc": 1, "timestamp_from_date_only": 1}
-    assert t["horses"]["normalised_by_rule"] == {"real_rounded_to_scale": 1}
-    assert t["races"]["quarantined_by_reason"]["race_name: invalid UTF-8"] == 1
-    assert t["predictions"]["quarantined_by_reason"]["race_id: parent races id N is quarantined"] == 2
-    assert t["horses"]["quarantined_by_reason"][
-        "duplicate of horses id N on lower(horse_name) (lowest id kept)"] == 2
-    assert t["predictions"]["normalised_by_rule"] == {"real_rounded_to_scale": 1}
-    assert t["users"]["normalised_by_rule"] == {"timestamp_from_date_only": 1}
-    assert t["api_credentials"]["normalised_by_rule"] == {"boolean_from_text": 1}
-
-    with psycopg.connect(schema_db) as conn:
-        q = reasons(conn, "races")
-        assert q == {
-            3: "race_type: unknown label",
-            4: "race_date: NULL in a NOT NULL column",
-            5: "distance: not a finite number",
-            6: "distance: violates check_races_distance_positive",
-            7: "distance: out of range of decimal(6,2)",
-            9: "weather_conditions: malformed JSON",
-            10: "created_at: unparseable timestamp",
-            11: "race_name: invalid UTF-8",
-            12: "race_name: BLOB value (no BLOB columns in the target)",
-            13: "track_name: NUL byte in text",
-            14: "race_name: longer than 255 characters",
-            15: "race_date: not a calendar date YYYY-MM-DD",
-        }
-        rows = dict(conn.execute(
-            "select source_id, source_row from migration.quarantine where source_table = 'races'").fetchall())
-        assert rows[11]["race_name"] == {"$hex": "41FF42", "$type": "text"}
-        assert rows[12]["race_name"] == {"$hex": "4142", "$type": "blob"}
-        assert rows[13]["track_name"] == {"$hex": "610062", "$type": "text"}
-        assert rows[5]["distance"] == "far" and rows[10]["created_at"] == "yesterday"
-        assert rows[14]["race_name"] == "x" * 256
-        assert reasons(conn, "horses") == {
-            2: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
-            3: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
-            4: "age: not an integer", 5: "age: violates check_horses_age_range", 6: "age: not an integer",
-            7: "weight: violates check_horses_weight_range"}
-        assert reasons(conn, "predictions") == {
-            2: "race_id: parent races id 4 is quarantined",
-            3: "race_id: races id 999 does not exist",
-            4: "horse_id: parent horses id 2 is quarantined",
-            5: "race_id: NULL in a NOT NULL column",
-            6: "duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version)) (lowest id kept)",
-            7: "confidence: violates check_predictions_confidence_range",
-            8: "prediction_value: NULL in a NOT NULL column",
-            9: "algorithm_version: longer than 20 characters",
-            10: "prediction_value: not a finite number",
-            12: "race_id: parent races id 12 is quarantined"}
-        assert reasons(conn, "users") == {
-            2: "duplicate of users id 1 on lower(username) (lowest id kept)",
-            3: "duplicate of users id 1 on lower(email) (lowest id kept)",
-            4: "email: violates valid_email"}
-        assert reasons(conn, "api_credentials") == {
-            3: "is_active: not a boolean",
-            4: "duplicate of api_credentials id 1 on lower(service_name) (lowest id kept)"}
-
-        # the exact values of every migrated row
-        assert conn.execute(
-            "select id, race_name, race_date, track_name, race_type::text, distance, surface::text,"
-            " weather_conditions, created_at, updated_at from races order by id").fetchall() == [
+# What the dirty corpus must give: per table its accounting, normalisations, each quarantined
+# row's reason, and the exact values of every migrated row. One load (module_db) serves every case.
+DIRTY_ACCOUNTING = {
+    "races": (16, 4, 12), "horses": (10, 4, 6), "predictions": (12, 2, 10),
+    "users": (5, 2, 3), "api_credentials": (5, 3, 2)}
+DIRTY_NORMALISATIONS = {
+    "races": {"enum_label_case_folded": 1, "real_rounded_to_scale": 1, "text_as_json_string": 1,
+              "timestamp_from_epoch": 1, "timestamp_offset_to_utc": 1, "timestamp_from_date_only": 1},
+    "horses": {"real_rounded_to_scale": 1},
+    "predictions": {"real_rounded_to_scale": 1},
+    "users": {"timestamp_from_date_only": 1},
+    "api_credentials": {"boolean_from_text": 1}}
+DIRTY_REASONS = {
+    "races": {
+        3: "race_type: unknown label",
+        4: "race_date: NULL in a NOT NULL column",
+        5: "distance: not a finite number",
+        6: "distance: violates check_races_distance_positive",
+        7: "distance: out of range of decimal(6,2)",
+        9: "weather_conditions: malformed JSON",
+        10: "created_at: unparseable timestamp",
+        11: "race_name: invalid UTF-8",
+        12: "race_name: BLOB value (no BLOB columns in the target)",
+        13: "track_name: NUL byte in text",
+        14: "race_name: longer than 255 characters",
+        15: "race_date: not a calendar date YYYY-MM-DD"},
+    "horses": {
+        2: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
+        3: "duplicate of horses id 1 on lower(horse_name) (lowest id kept)",
+        4: "age: not an integer", 5: "age: violates check_horses_age_range", 6: "age: not an integer",
+        7: "weight: violates check_horses_weight_range"},
+    "predictions": {
+        2: "race_id: parent races id 4 is quarantined",
+        3: "race_id: races id 999 does not exist",
+        4: "horse_id: parent horses id 2 is quarantined",
+        5: "race_id: NULL in a NOT NULL column",
+        6: "duplicate of predictions id 1 on (race_id, horse_id, lower(algorithm_version)) (lowest id kept)",
+        7: "confidence: violates check_predictions_confidence_range",
+        8: "prediction_value: NULL in a NOT NULL column",
+        9: "algorithm_version: longer than 20 characters",
+        10: "prediction_value: not a finite number",
+        12: "race_id: parent races id 12 is quarantined"},
+    "users": {
+        2: "duplicate of users id 1 on lower(username) (lowest id kept)",
+        3: "duplicate of users id 1 on lower(email) (lowest id kept)",
+        4: "email: violates valid_email"},
+    "api_credentials": {
+        3: "is_active: not a boolean",
+        4: "duplicate of api_credentials id 1 on lower(service_name) (lowest id kept)"}}
+DIRTY_VALUES = {
+    "races": (
+        "select id, race_name, race_date, track_name, race_type::text, distance, surface::text,"
+        " weather_conditions, created_at, updated_at from races order by id", [
             (1, "Gold Cup", dt.date(2024, 6, 20), "Ascot", "flat", Decimal("4023.36"), "turf",
              {"condition": "sunny", "temperature_c": 21}, ts("2024-06-01 10:00:00"), ts("2024-06-02 11:00:00")),
             (2, "Derby", dt.date(2024, 6, 1), "Epsom Downs", "flat", Decimal("2400.00"), "turf", None,
@@ -263,46 +239,123 @@ def test_dirty_corpus_accounting_reasons_and_exact_values(schema_db, tmp_path, m
             (8, "Mile", dt.date(2024, 1, 5), None, "hurdle", Decimal("1609.34"), "snow", "sunny",
              ts("2023-11-14 22:13:20"), ts("2024-01-01 08:00:00")),
             (16, "Date Only", dt.date(2024, 3, 1), None, "steeplechase", Decimal("3200.50"), "sand", [1, 2],
-             ts("2024-03-01 00:00:00"), ts("2024-03-01 12:30:00")),
-        ]
-        assert conn.execute(
-            "select id, horse_name, age, weight, jockey, trainer, owner, pedigree, created_at, updated_at"
-            " from horses order by id").fetchall() == [
+             ts("2024-03-01 00:00:00"), ts("2024-03-01 12:30:00"))]),
+    "horses": (
+        "select id, horse_name, age, weight, jockey, trainer, owner, pedigree, created_at, updated_at"
+        " from horses order by id", [
             (1, "Frankel", 5, Decimal("500.5"), "Tom Queally", "Henry Cecil", "Khalid Abdullah", None,
              ts("2020-01-01 00:00:00"), ts("2021-01-01 00:00:00")),
             (8, "Rounded", 4, Decimal("455.3"), None, None, None, None, None, None),
             (9, "Sea The Stars", None, None, None, None, None, None, ts("2019-05-05 05:05:05.123456"), None),
-            (10, "Ça Va Bien 🐎", 3, Decimal("612.0"), "Søren Ólafsson", None, "Écurie Ōkami", None, None, None),
-        ]
-        assert conn.execute(
-            "select id, race_id, horse_id, prediction_value, confidence, algorithm_version, created_at,"
-            " updated_at from predictions order by id").fetchall() == [
+            (10, "Ça Va Bien 🐎", 3, Decimal("612.0"), "Søren Ólafsson", None, "Écurie Ōkami", None, None,
+             None)]),
+    "predictions": (
+        "select id, race_id, horse_id, prediction_value, confidence, algorithm_version, created_at,"
+        " updated_at from predictions order by id", [
             (1, 1, 1, Decimal("0.500000"), Decimal("0.7500"), "v1", ts("2024-06-10 08:00:00"),
              ts("2024-06-10 08:00:00")),
             (11, 2, 9, Decimal("0.250000"), Decimal("0.1235"), "v1", ts("2024-06-11 09:00:00"),
-             ts("2024-06-11 09:00:00")),
-        ]
-        assert conn.execute(
-            "select id, username, email, password_hash, is_active, is_admin, preferences, created_at,"
-            " updated_at, last_login from users order by id").fetchall() == [
+             ts("2024-06-11 09:00:00"))]),
+    "users": (
+        "select id, username, email, password_hash, is_active, is_admin, preferences, created_at,"
+        " updated_at, last_login from users order by id", [
             (1, "alice", "alice@example.com", "h1", True, False, {}, ts("2023-01-01 00:00:00"),
              ts("2023-01-01 00:00:00"), None),
             (5, "dave", "dave@example.com", "h5", True, False, {}, ts("2023-02-02 02:02:02"),
-             ts("2023-02-02 02:02:02"), ts("2024-03-01 00:00:00")),
-        ]
-        assert conn.execute(
-            "select id, service_name, api_key, api_secret, endpoint_url, is_active, rate_limit, created_at"
-            " from api_credentials order by id").fetchall() == [
+             ts("2023-02-02 02:02:02"), ts("2024-03-01 00:00:00"))]),
+    "api_credentials": (
+        "select id, service_name, api_key, api_secret, endpoint_url, is_active, rate_limit, created_at"
+        " from api_credentials order by id", [
             (1, "racing_api", "k1", "s1", "https://api.example/v1", True, 1000, ts("2022-01-01 00:00:00")),
             (2, "weather", "k2", None, None, True, 1000, None),
-            (5, "tote", "k5", None, None, None, 1000, None),
-        ]
-        # never in both places; sequences past the highest source id; the run recorded
-        for table in migration.TABLES:
-            both = conn.execute(
-                f"select count(*) from {table} join migration.quarantine q"
-                f" on q.source_table = '{table}' and q.source_id = {table}.id").fetchone()[0]
-            assert both == 0
+            (5, "tote", "k5", None, None, None, 1000, None)])}
+
+
+@pytest.fixture(scope="module")
+def dirty(module_db, tmp_path_factory):
+    """The dirty corpus loaded once, the big-file way (the content scan in the background finds the
+    rows, staging restarts): (report, dsn, the source's sha256 before and after)."""
+    source = dirty_corpus(tmp_path_factory.mktemp("dirty") / "dirty.sqlite")
+    before = hashlib.sha256(source.read_bytes()).hexdigest()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(migration, "SCAN_BESIDE_PGLOADER_BYTES", 0)
+        report = load(source, module_db)
+    return report, module_db, before, hashlib.sha256(source.read_bytes()).hexdigest()
+
+
+def test_dirty_corpus_leaves_the_source_file_unchanged(dirty):
+    _, _, before, after = dirty
+    assert after == before, "the source file must not change"
+
+
+def test_dirty_corpus_restages_without_the_rows_pgloader_cannot_carry(dirty):
+    report = dirty[0]
+    assert report["preflight"]["rejected_rows"]["races"] == 3
+    assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
+
+
+@pytest.mark.parametrize("table", migration.TABLES)
+def test_dirty_corpus_accounting(dirty, table):
+    row = dirty[0]["tables"][table]
+    assert (row["source_rows"], row["migrated_rows"], row["quarantined_rows"]) == DIRTY_ACCOUNTING[table]
+    assert row["checksum_match"]
+
+
+@pytest.mark.parametrize("table", migration.TABLES)
+def test_dirty_corpus_normalisations(dirty, table):
+    assert dirty[0]["tables"][table]["normalised_by_rule"] == DIRTY_NORMALISATIONS[table]
+
+
+def test_dirty_corpus_reason_counts_in_the_report(dirty):
+    t = dirty[0]["tables"]
+    assert t["races"]["quarantined_by_reason"]["race_name: invalid UTF-8"] == 1
+    assert t["predictions"]["quarantined_by_reason"]["race_id: parent races id N is quarantined"] == 2
+    assert t["horses"]["quarantined_by_reason"][
+        "duplicate of horses id N on lower(horse_name) (lowest id kept)"] == 2
+
+
+@pytest.mark.parametrize("table, source_id", [(t, i) for t, rows in DIRTY_REASONS.items() for i in rows])
+def test_dirty_corpus_quarantined_row_and_its_reason(dirty, table, source_id):
+    with psycopg.connect(dirty[1]) as conn:
+        assert reasons(conn, table).get(source_id) == DIRTY_REASONS[table][source_id]
+
+
+@pytest.mark.parametrize("table", migration.TABLES)
+def test_dirty_corpus_quarantines_nothing_else(dirty, table):
+    with psycopg.connect(dirty[1]) as conn:
+        assert set(reasons(conn, table)) == set(DIRTY_REASONS[table])
+
+
+def test_dirty_corpus_keeps_the_bytes_json_cannot_hold(dirty):
+    with psycopg.connect(dirty[1]) as conn:
+        rows = dict(conn.execute(
+            "select source_id, source_row from migration.quarantine where source_table = 'races'").fetchall())
+    assert rows[11]["race_name"] == {"$hex": "41FF42", "$type": "text"}
+    assert rows[12]["race_name"] == {"$hex": "4142", "$type": "blob"}
+    assert rows[13]["track_name"] == {"$hex": "610062", "$type": "text"}
+    assert rows[5]["distance"] == "far" and rows[10]["created_at"] == "yesterday"
+    assert rows[14]["race_name"] == "x" * 256
+
+
+@pytest.mark.parametrize("table", migration.TABLES)
+def test_dirty_corpus_exact_values_of_every_migrated_row(dirty, table):
+    query, want = DIRTY_VALUES[table]
+    with psycopg.connect(dirty[1]) as conn:
+        assert conn.execute(query).fetchall() == want
+
+
+@pytest.mark.parametrize("table", migration.TABLES)
+def test_dirty_corpus_never_both_migrated_and_quarantined(dirty, table):
+    with psycopg.connect(dirty[1]) as conn:
+        both = conn.execute(
+            f"select count(*) from {table} join migration.quarantine q"
+            f" on q.source_table = '{table}' and q.source_id = {table}.id").fetchone()[0]
+    assert both == 0
+
+
+def test_dirty_corpus_sequences_past_the_highest_id_and_the_run_recorded(dirty):
+    report, dsn = dirty[0], dirty[1]
+    with psycopg.connect(dsn) as conn:
         assert conn.execute("select nextval('races_id_seq')").fetchone()[0] == 17
         assert conn.execute("select nextval('horses_id_seq')").fetchone()[0] == 11
         assert conn.execute(
