@@ -57,7 +57,7 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
     Without --sqlite the generated sample is loaded only into a database that holds no rows and no
     load ever wrote; a database holding data keeps every row (deploy then applies what is pending
     and says it left the data alone)."""
-    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster
+    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster, pooled_dsn
     from hrp_harness.passwords import secrets_file
 
     target = deploy_and_load(dsn, sqlite, source_timezone, mapping=mapping)
@@ -65,8 +65,12 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
               f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})\n"
-              f"The application over TCP (TLS 1.3, server certificate verified, SCRAM password "
-              f"from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{app_dsn(cluster)}'")
+              f"The application, through PgBouncer (session pooling; TLS 1.3, certificate verified, "
+              f"SCRAM password from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{pooled_dsn(cluster)}'\n"
+              f"Transaction pooling, for clients without prepared statements (psycopg "
+              f"prepare_threshold=None):\n  psql '{pooled_dsn(cluster, transaction_pooling=True)}'\n"
+              f"The application over TCP straight to PostgreSQL (TLS 1.3, server certificate verified, "
+              f"SCRAM password as above):\n  psql '{app_dsn(cluster)}'")
     else:
         print("deployed.")
 
@@ -122,20 +126,23 @@ def status(c):
 
 @task
 def start(c):
-    """Start the embedded cluster (after `invoke stop`)."""
-    from hrp_harness.deploy import embedded_cluster
+    """Start the embedded cluster and its PgBouncer (after `invoke stop`)."""
+    from hrp_harness.deploy import embedded_cluster, start_pooler
 
     cluster = embedded_cluster()
     cluster.start()
-    print(f"started on 127.0.0.1:{cluster.port}")
+    pooler = start_pooler(cluster)
+    print(f"started on 127.0.0.1:{cluster.port}, PgBouncer on 127.0.0.1:{pooler.port}")
 
 
 @task
 def stop(c):
-    """Stop the embedded cluster (by its data directory)."""
+    """Stop the embedded cluster's PgBouncer (by pid), then the cluster (by its data directory)."""
     from hrp_harness.deploy import embedded_cluster
+    from hrp_harness.pgbouncer import PgBouncer
 
     cluster = embedded_cluster()
+    PgBouncer(cluster).stop()
     cluster.stop()
     print("stopped" if cluster.initialized else "no embedded cluster")
 

@@ -314,8 +314,14 @@ class Cluster:
             self.restart()
 
     def destroy(self) -> None:
-        """Stop the server and delete everything under base (throwaway clusters only)."""
+        """Stop the server, and the servers beside it under base (PgBouncer: base/*/*.pid), by
+        pid; delete everything under base (throwaway clusters only)."""
+        from .procs import read_pid, stop_pid
+
         try:
+            for pidfile in self.base.glob("*/*.pid"):
+                if pidfile.parent != self.datadir:  # postmaster.pid: pg_ctl below
+                    stop_pid(read_pid(pidfile), timeout=10)
             self.stop(mode="immediate")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)
