@@ -218,6 +218,35 @@ def bench_migration(c, size="production", seed=1, repeat=3):
     run(size=size, seed=int(seed), repeat=int(repeat))
 
 
+@task(name="queries", help={"size": "production (default) or 10x (then the production size too, same run: "
+                                     "each query's 10x / 1x ratio)",
+                             "seconds": "how long the 50 concurrent users run per engine (default 10)",
+                             "seed": "seed of the sample and of the query parameters"})
+def bench_queries(c, size="production", seconds=10, seed=1):
+    """Benchmark: the app's queries on SQLite and PostgreSQL (and through PgBouncer) side by side, via
+    SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
+    from hrp_harness.bench_queries import run
+
+    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"), seed=int(seed))
+    sys.exit(0 if result["postgres"]["targets_met"] else 1)
+
+
+@task(name="load", help={"scenario": "load (50 clients), stress (clients stepped up to the knee), spike "
+                                     "(10 -> 200 clients), endurance (default 10 min) or volume (10x size)",
+                         "seconds": "length of a run / step (defaults: load 60, stress 15 a step, spike 20 "
+                                    "a phase, volume 30 per size)",
+                         "minutes": "endurance: how long (default 10)",
+                         "seed": "seed of the sample"})
+def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
+    """Load scenarios with pgbench running the app's queries (custom scripts); a table and a last JSON
+    line. Exit 1: the scenario's target missed."""
+    from hrp_harness.bench_load import run
+
+    result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
+                 minutes=inputs.positive_number(minutes, "--minutes"), seed=int(seed))
+    sys.exit(0 if result["targets_met"] else 1)
+
+
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
             "from_": "superuser URL of the source database; default: the embedded hrp_database"})
 def anonymize(c, to, from_=None):
@@ -398,4 +427,4 @@ ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_logical, backup_logical_restore))
 ns.add_task(restore)
-ns.add_collection(Collection("bench", bench_migration))
+ns.add_collection(Collection("bench", bench_migration, bench_queries, bench_load))
