@@ -452,10 +452,10 @@ def run(size: str = "production", seconds: float = 10.0, seed: int = 1, echo=pri
         # would take the slots of 50 direct clients)
         for engine_name, spec in specs.items():
             concurrent_inserts[engine_name] = concurrent(spec, "insert", min(seconds, 5.0), queries, params, seed,
-                                                         tag=engine_name[0])
+                                                         tag={"sqlite": "s", "postgres": "d", "pgbouncer": "b"}[engine_name])
             echo(f"  {USERS} concurrent writers, {engine_name}: {concurrent_inserts[engine_name]['req_per_s']:,.0f}"
                  f" inserts/s, {concurrent_inserts[engine_name]['errors']} errors")
-            users50[engine_name] = concurrent(spec, "mix", seconds, queries, params, seed + 1, tag=engine_name[0])
+            users50[engine_name] = concurrent(spec, "mix", seconds, queries, params, seed + 1, tag={"sqlite": "s", "postgres": "d", "pgbouncer": "b"}[engine_name])
             echo(f"  {USERS} users, {engine_name}: {users50[engine_name]['req_per_s']:,.0f} req/s, "
                  f"{users50[engine_name]['errors']} errors")
 
