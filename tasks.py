@@ -4,6 +4,7 @@ hrp_harness/ (orchestration) and in the SQL files."""
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import psycopg
 from invoke import Collection, task
@@ -108,11 +109,14 @@ def lint(c):
     sys.exit(result.exited)
 
 
-@task(help={"k": "only tests matching this pytest -k expression"})
-def test(c, k=None):
-    """Run the whole test suite (pytest: pgTAP files, lint, harness integration tests)."""
+@task(help={"k": "only tests matching this pytest -k expression",
+            "slow": "run only the `slow` tests: every chaos fault x 3 rounds at production timings"})
+def test(c, k=None, slow=False):
+    """Run the test suite (pytest: pgTAP files, lint, harness integration tests; `slow` skipped,
+    --slow runs only those)."""
     select = f" -k {_quote(k)}" if k else ""
-    result = c.run(f"{_quote(sys.executable)} -m pytest{select}", warn=True, pty=False)
+    marker = " -m slow -s" if slow else ""
+    result = c.run(f"{_quote(sys.executable)} -m pytest{marker}{select}", warn=True, pty=False)
     sys.exit(result.exited)
 
 
@@ -277,10 +281,12 @@ def _json_out(data) -> None:
 
 
 @task(name="up", help={"timings": "production (ttl 30, loop_wait 10, retry_timeout 10; default) "
-                                  "or drill (10 / 1 / 3)"})
+                                  "or drill (20 / 1 / 3)"})
 def cluster_up(c, timings="production"):
-    """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 nosync) over etcd,
-    in STATE/ha on free loopback ports, and apply the schema to hrp_database."""
+    """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 reporting) over
+    etcd, in STATE/ha on free loopback ports, and apply the schema to hrp_database; an existing
+    cluster is brought back from whatever state it is in (stopped or frozen processes, stale
+    keys, pause, a member that does not stream)."""
     from hrp_harness.ha import bring_up
 
     _json_out(bring_up(timings))
@@ -288,7 +294,8 @@ def cluster_up(c, timings="production"):
 
 @task(name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
 def cluster_down(c, wipe=False):
-    """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory."""
+    """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory;
+    stopped (frozen) processes are continued first."""
     from hrp_harness.ha import HaCluster
 
     HaCluster().down(wipe=wipe)
@@ -297,17 +304,16 @@ def cluster_down(c, wipe=False):
 
 @task(name="status")
 def cluster_status(c):
-    """Members of the Patroni cluster: role, state, timeline, lag (Patroni's /cluster)."""
-    from hrp_harness.ha import HaCluster
+    """Members of the Patroni cluster (role, state, timeline, lag, tags, pids), what is unhealthy,
+    last line JSON; exit 1 unless healthy (one leader, a sync standby, every member streaming)."""
+    from hrp_harness.ha import HaCluster, status_lines
 
-    cluster = HaCluster()
-    if cluster.meta is None:
-        print("no HA cluster (run `invoke cluster.up`)")
-        return
-    _json_out(cluster.status())
+    status = HaCluster().status()
+    print("\n".join(status_lines(status)))
+    sys.exit(0 if status["healthy"] else 1)
 
 
-@task(name="drill", help={"timings": "drill (default: ttl 10 / loop_wait 1 / retry_timeout 3) or "
+@task(name="drill", help={"timings": "drill (default: ttl 20 / loop_wait 1 / retry_timeout 3) or "
                                      "production"})
 def cluster_drill(c, timings="drill"):
     """Failover drill: write load, kill the primary's Patroni and postmaster, measure RTO and lost
@@ -320,6 +326,20 @@ def cluster_drill(c, timings="drill"):
     sys.exit(0 if result["targets_met"] else 1)
 
 
+@task(name="chaos", help={"fault": "kill-primary, freeze-primary, freeze-postmaster, kill-sync-standby, "
+                                   "stop-dcs or kill-dcs",
+                          "rounds": "how many times (default 1)",
+                          "timings": "production (default) or drill"})
+def cluster_chaos(c, fault, rounds=1, timings="production"):
+    """One fault under a recorded write load, ROUNDS times: acknowledged commits checked on the final
+    primary, convergence required within a bound; a table, last line JSON. Exit 1 on a lost commit,
+    no convergence, or a write outage over 120 s."""
+    from hrp_harness.chaos import passed, run_chaos
+
+    summary = run_chaos(fault, int(rounds), timings)
+    sys.exit(0 if passed(summary) else 1)
+
+
 @task(name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
 def cluster_switchover(c, candidate=None):
     """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
@@ -328,18 +348,64 @@ def cluster_switchover(c, candidate=None):
     _json_out(HaCluster().switchover(candidate))
 
 
-def _repository(ha: bool):
-    """The HA cluster's stanza, or the embedded cluster's (started, archiving on)."""
+@task(name="failover", help={"candidate": "member to promote (node1, standby1 or standby2)"})
+def cluster_failover(c, candidate):
+    """Manual failover to CANDIDATE (patronictl failover; also without a healthy leader), waiting
+    until the cluster is healthy. A candidate that is not the sync standby may lack commits."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().failover(candidate))
+
+
+@task(name="member", positional=["action"],
+      help={"name": "node1, standby1 or standby2", "action": "start, stop, restart or reinit"})
+def cluster_member(c, name, action):
+    """One member: start | stop | restart (PostgreSQL, through Patroni) | reinit (re-clone a replica
+    from the leader); waits until it is done."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().member(name, action))
+
+
+@task(name="pause")
+def cluster_pause(c):
+    """Maintenance mode: Patroni stops failing over and leaves PostgreSQL alone (patronictl pause)."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().pause(True))
+
+
+@task(name="resume")
+def cluster_resume(c):
+    """End maintenance mode (patronictl resume)."""
+    from hrp_harness.ha import HaCluster
+
+    _json_out(HaCluster().pause(False))
+
+
+def _repository(ha: bool, need_running: bool = True):
+    """The HA cluster's stanza, or the embedded cluster's, and a DSN of the source (None when it
+    does not run). No task starts a stopped cluster: one that needs the server (need_running)
+    fails saying it is stopped, the others work on the repository alone and say so."""
     if ha:
         from hrp_harness.ha import HaCluster
 
         cluster = HaCluster()
         if cluster.meta is None:
             raise HarnessError("no HA cluster (run `invoke cluster.up`)")
-        return None, cluster.repository, cluster.dsn()
+        running = cluster.etcd_pid() is not None and cluster.leader() is not None
+        if not running and need_running:
+            raise HarnessError("the HA cluster is stopped (no leader): `invoke cluster.up` first "
+                               "(this task does not start it for you)")
+        if not running:
+            print("note: the HA cluster is stopped; using the repository alone", file=sys.stderr)
+        return None, cluster.repository, cluster.dsn() if running else None
     from hrp_harness.backup import embedded
 
-    cluster, repo = embedded()
+    cluster, repo = embedded(need_running=need_running)
+    if not cluster.running:
+        print("note: the embedded cluster is stopped; using the repository alone", file=sys.stderr)
+        return cluster, repo, None
     return cluster, repo, cluster.dsn()
 
 
@@ -358,15 +424,15 @@ def backup_run(c, type="full", ha=False):
 
 @task(name="info", help={"ha": _HA_HELP})
 def backup_info(c, ha=False):
-    """The repository's backups and WAL archive range (pgbackrest info)."""
-    _, repo, _ = _repository(ha)
+    """The repository's backups and WAL archive range (pgbackrest info); never starts the cluster."""
+    _, repo, _ = _repository(ha, need_running=False)
     print(repo.run("info").stdout)
 
 
 @task(name="expire", help={"ha": _HA_HELP})
 def backup_expire(c, ha=False):
-    """Apply the retention now (a backup also does)."""
-    _, repo, _ = _repository(ha)
+    """Apply the retention now (a backup also does); never starts the cluster."""
+    _, repo, _ = _repository(ha, need_running=False)
     repo.expire()
 
 
@@ -415,7 +481,10 @@ def restore(c, to, target_time=None, ha=False, start=False):
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
     from hrp_harness.backup import restore_copy
 
-    _, repo, dsn = _repository(ha)
+    from hrp_harness.backup import check_restore_target
+
+    check_restore_target(Path(to).resolve())  # before anything, the cluster included
+    _, repo, dsn = _repository(ha, need_running=False)
     copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     if copy is not None:
         print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
@@ -423,8 +492,82 @@ def restore(c, to, target_time=None, ha=False, start=False):
 
 
 ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,
-                             cluster_switchover))
+                             cluster_chaos, cluster_switchover, cluster_failover, cluster_member,
+                             cluster_pause, cluster_resume))
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_logical, backup_logical_restore))
 ns.add_task(restore)
 ns.add_collection(Collection("bench", bench_migration, bench_queries, bench_load))
+
+
+# -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------
+
+@task(name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
+                             "one"})
+def monitor_up(c, ha=False):
+    """(Re)start the monitoring stack on free 127.0.0.1 ports: postgres_exporter (as hrp_monitor),
+    node exporter, mtail, Patroni's /metrics (--ha), Prometheus with the alert rules, Alertmanager
+    and the local webhook receiver. Last line: JSON with prometheus_url, alertmanager_url and
+    exporter_url."""
+    import json
+
+    from hrp_harness.monitor import bring_up
+
+    urls = bring_up(ha=ha)
+    print(f"console page: {urls['prometheus_url']}consoles/hrp-overview.html")
+    print(json.dumps(urls))
+
+
+@task(name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
+def monitor_down(c, wipe=False):
+    """Stop the monitoring stack (each process by its pid)."""
+    from hrp_harness.monitor import Stack
+
+    stack = Stack()
+    if stack.meta() is None:
+        print(f"no monitoring stack in {stack.base}")
+        return
+    stack.down(wipe=wipe)
+    print("monitoring stopped" + (" and wiped" if wipe else ""))
+
+
+@task(name="status")
+def monitor_status(c):
+    """The stack's processes, Prometheus's targets and the alerts firing now."""
+    from hrp_harness.monitor import Stack
+
+    print("\n".join(Stack().status()))
+
+
+ns.add_collection(Collection("monitor", monitor_up, monitor_down, monitor_status))
+
+
+# -- Log management (issue 14): hrp_harness/logs.py, conf/log-retention.conf --------------------
+
+@task(name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
+                                 "days": "how many days of log (default 7: the weekly report)",
+                                 "out": "HTML file to write (default reports/slow-queries-<date>.html)"})
+def report_slow_queries(c, ha=False, days=7, out=None):
+    """The weekly slow-query report: pgbadger over the server logs of the last 7 days (statements
+    slower than log_min_duration_statement = 1 s, lock waits, errors), as HTML."""
+    from hrp_harness.logs import log_dirs, slow_query_report
+
+    path = slow_query_report(log_dirs(ha), out=out, days=int(days))
+    print(f"wrote {path}")
+
+
+@task(name="retain", help={"ha": "the Patroni members' logs instead of the embedded cluster's"})
+def logs_retain(c, ha=False):
+    """Apply conf/log-retention.conf (daily): copy the audit and performance entries of closed
+    server logs into the archive (HRP_LOG_ARCHIVE_DIR or STATE/log-archive), then delete logs
+    older than 90 days, audit archives older than 7 years, performance ones older than 1 year."""
+    from hrp_harness.logs import archive_dir, log_dirs, retain
+
+    result = retain(log_dirs(ha))
+    print(f"archived {len(result.archived)} file(s) into {archive_dir()}; deleted "
+          f"{len(result.deleted_logs)} server log(s) and {len(result.deleted_archives)} expired "
+          "archive(s) or report(s)")
+
+
+ns.add_collection(Collection("report", report_slow_queries))
+ns.add_collection(Collection("logs", logs_retain))

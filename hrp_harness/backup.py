@@ -163,8 +163,13 @@ class Repository:
                                f"--stanza={self.stanza}", *options, command])
         proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env, cwd="/")
         if check and proc.returncode != 0:
+            output = proc.stderr.strip() or proc.stdout.strip()
+            hint = ""
+            if any(sign in output for sign in ("CryptoError", "cipher", "unable to load info file")):
+                hint = (f" (wrong passphrase? the repository's is in ${PASSPHRASE_ENV} or "
+                        f"{passphrase_file()})")
             raise BackupError(f"pgbackrest {command} {' '.join(options)} failed "
-                              f"(exit {proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
+                              f"(exit {proc.returncode}): {output}{hint}")
         return proc
 
     def stanza_create(self) -> None:
@@ -207,8 +212,7 @@ class Repository:
         replays the archive to its end. archive_mode is set off in the copy ([global:restore]).
         """
         to = Path(to).resolve()
-        if to.exists() and any(to.iterdir()):
-            raise BackupError(f"restore target {to} is not empty; pick a new directory")
+        check_restore_target(to)
         make_server_dir(to, 0o700)
         options = [f"--pg1-path={to}"]
         if target_time:
@@ -234,17 +238,36 @@ def enable_archiving(cluster: Cluster, repo: Repository) -> None:
         repo.stanza_create()
 
 
-def embedded(base: Path | None = None) -> tuple[Cluster, Repository]:
-    """The embedded cluster, started, archiving into its repository (STATE/backup)."""
-    from hrp_harness.deploy import start_embedded
+def embedded(base: Path | None = None, need_running: bool = True) -> tuple[Cluster, Repository]:
+    """The embedded cluster and its repository (STATE/backup). It is never started here: a task
+    that needs the server (need_running) fails on a stopped one, saying so; the others use the
+    repository alone. On a running cluster archiving into the repository is switched on once."""
+    from hrp_harness.deploy import embedded_cluster
 
-    cluster = start_embedded(echo=lambda *_: None)
+    cluster = embedded_cluster()
+    if not cluster.initialized:
+        raise BackupError(f"no embedded cluster in {cluster.base}: `invoke deploy` first")
     repo = cluster_repository(cluster, base)
-    enable_archiving(cluster, repo)
+    if cluster.running:
+        enable_archiving(cluster, repo)
+    elif need_running:
+        raise BackupError(f"the embedded cluster ({cluster.datadir}) is stopped: `invoke start` first "
+                          "(this task does not start it for you)")
+    else:
+        repo.write_config()
     return cluster, repo
 
 
 # -- restored copies -----------------------------------------------------------------------------
+def check_restore_target(path: Path) -> None:
+    """A restore goes into a new or empty directory; anything else is refused before anything is
+    touched (no directory created, no owner or mode changed)."""
+    if path.exists() and not path.is_dir():
+        raise BackupError(f"restore target {path} exists and is not a directory; pick a new directory")
+    if path.is_dir() and any(path.iterdir()):
+        raise BackupError(f"restore target {path} is not empty; pick a new directory")
+
+
 def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Cluster:
     """Start a restored data directory base/data as a Cluster on a free port with our conf/
     (instance.conf rewritten: port, sockets in base/run, hba); wait until recovery has finished.
@@ -256,7 +279,8 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
     try:
         copy.start(timeout=int(timeout))
     except HarnessError as exc:
-        raise BackupError(f"{exc}\n--- {_server_log_tail(copy)}") from None
+        raise BackupError(f"the restored copy did not start: {_fatal_line(copy)}\n{exc}\n--- "
+                          f"{_server_log_tail(copy)}") from None
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -264,11 +288,27 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
                 if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
                     return copy
         except psycopg.OperationalError:
-            pass
+            if not copy.running:  # recovery ended the server: say why now, not at the deadline
+                raise BackupError(f"the restored copy in {copy.datadir} stopped during recovery: "
+                                  f"{_fatal_line(copy)}\n--- {_server_log_tail(copy)}") from None
         if time.monotonic() > deadline:
             raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
                               f" see {copy.logfile}")
         time.sleep(0.2)
+
+
+def _fatal_line(cluster: Cluster) -> str:
+    """The server's own last FATAL or PANIC line (DATADIR/log, else the pg_ctl log)."""
+    logs = sorted((cluster.datadir / "log").glob("*.log"), key=lambda p: p.stat().st_mtime)
+    for log in [*reversed(logs), cluster.logfile]:
+        try:
+            found = [line for line in log.read_text(errors="replace").splitlines()
+                     if "FATAL:" in line or "PANIC:" in line]
+        except OSError:
+            continue
+        if found:
+            return found[-1].strip()
+    return "no FATAL line in the server log"
 
 
 def _server_log_tail(cluster: Cluster, lines: int = 8) -> str:
@@ -290,15 +330,18 @@ def restore_copy(repo: Repository, to: Path, target_time: str | None = None, sta
     current WAL, so that a target in the last minutes is covered (recovery to a time stops at
     the first commit after it; an idle source has none), then restore into TO/data and
     optionally start the copy."""
+    base = Path(to).resolve()
+    check_restore_target(base)  # before anything is touched
     try:
-        if source_dsn:
-            with psycopg.connect(source_dsn, autocommit=True, connect_timeout=5) as conn:
-                conn.execute("select pg_current_xact_id()")  # a commit record, no data change
+        if not source_dsn:
+            raise BackupError("the source is not running")
+        with psycopg.connect(source_dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute("select pg_current_xact_id()")  # a commit record, no data change
         repo.check()
     except (BackupError, psycopg.OperationalError) as exc:
         echo(f"note: could not archive the current WAL ({str(exc).splitlines()[0]}); restoring from "
              "what the archive holds")
-    base = make_server_dir(Path(to).resolve(), 0o700)
+    make_server_dir(base, 0o700)
     repo.restore(base / "data", target_time=target_time)
     echo(f"restored into {base / 'data'}" + (f" (recovery target {target_time})" if target_time else ""))
     return start_copy(base) if start else None

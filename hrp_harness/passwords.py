@@ -1,8 +1,9 @@
 """Passwords of the login roles: from the environment, else generated once into a 0600 file.
 
-HRP_APP_PASSWORD, HRP_READONLY_PASSWORD, HRP_BACKUP_PASSWORD set the passwords of hrp_app,
-hrp_readonly and hrp_backup. An unset one is generated once (secrets.token_urlsafe, 256 bits)
-and kept in STATE_DIR/secrets.json (mode 0600, never in the repository), so later deploys reuse it.
+HRP_APP_PASSWORD, HRP_READONLY_PASSWORD, HRP_BACKUP_PASSWORD, HRP_MONITOR_PASSWORD set the
+passwords of hrp_app, hrp_readonly, hrp_backup and hrp_monitor (the monitoring exporter's role).
+An unset one is generated once (secrets.token_urlsafe, 256 bits) and kept in
+STATE_DIR/secrets.json (mode 0600, never in the repository), so later deploys reuse it.
 
 The password never reaches the server in clear: libpq's PQencryptPasswordConn (what psql's
 \\password runs) turns it into a SCRAM-SHA-256 verifier on the client, and ALTER ROLE receives
@@ -28,6 +29,7 @@ ROLE_ENV = {
     "hrp_app": "HRP_APP_PASSWORD",
     "hrp_readonly": "HRP_READONLY_PASSWORD",
     "hrp_backup": "HRP_BACKUP_PASSWORD",
+    "hrp_monitor": "HRP_MONITOR_PASSWORD",
 }
 SECRETS_NAME = "secrets.json"
 
@@ -118,7 +120,7 @@ def set_passwords(dsn: str, passwords: dict[str, str]) -> None:
 
 
 def ensure_role_passwords(dsn: str, echo=print, state: Path | None = None) -> dict[str, str]:
-    """Set the three login roles' passwords (environment or secrets file); say where each is from."""
+    """Set the login roles' passwords (environment or secrets file); say where each is from."""
     chosen = role_passwords(state)
     set_passwords(dsn, {role: password for role, (password, _) in chosen.items()})
     for role, (_, source) in chosen.items():

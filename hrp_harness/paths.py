@@ -2,12 +2,17 @@
 
 import hashlib
 import os
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 PLAN = REPO / "deploy.plan"
 CONF = REPO / "conf"
 PGBIN = Path(os.environ.get("HRP_PGBIN", "/usr/lib/postgresql/15/bin"))
+#: The project's venv (built by ./hrp with Debian's /usr/bin/python3, which the server user can run;
+#: resolved: .venv links to /var/tmp/hrp-venv-* when the server user cannot enter the repository):
+#: Patroni, patronictl and the postmaster check run from here.
+VENV_BIN = Path(sys.prefix).resolve() / "bin"
 
 
 def state_dir() -> Path:

@@ -6,6 +6,8 @@
 --                 sequences. It owns nothing, so it cannot ALTER or DROP, and has no CREATE.
 --   hrp_readonly  USAGE on public; SELECT on tables and views
 --   hrp_backup    CONNECT only (its REPLICATION attribute is in roles/roles.sql)
+--   hrp_monitor   CONNECT only here (pg_monitor membership: roles/roles.sql; its schema
+--                 hrp_monitor: functions/monitoring.sql)
 --   PUBLIC        no CREATE (nor USAGE) on schema public; no CONNECT or TEMP on the database
 -- ALTER DEFAULT PRIVILEGES gives tables and sequences created later (by hrp_owner, or by the
 -- deploying superuser) the same grants. The apply ledger (schema hrp_deploy) stays private.
@@ -81,15 +83,19 @@ $owner$;
 -- Schemas: public keeps its PostgreSQL 15 owner (pg_database_owner); nobody but the owner creates
 -- in it. hrp_deploy (the ledger, pgaudit's event trigger functions) is the superuser's alone.
 -- PUBLIC loses USAGE as well as CREATE: only the roles granted below reach the schema.
-revoke all on schema public from public, hrp_app, hrp_readonly, hrp_backup, hrp_owner;
+revoke all on schema public
+from public, hrp_app, hrp_readonly, hrp_backup, hrp_monitor, hrp_owner;
 grant usage on schema public to hrp_app, hrp_readonly;
 -- The owner role creates what later files add when a deployer runs them as it (SET ROLE hrp_owner).
 grant usage, create on schema public to hrp_owner;
-revoke all on schema hrp_deploy from public, hrp_app, hrp_readonly, hrp_backup, hrp_owner;
+revoke all on schema hrp_deploy
+from public, hrp_app, hrp_readonly, hrp_backup, hrp_monitor, hrp_owner;
 
 -- Tables, views and sequences: exactly the spec's privileges.
-revoke all on all tables in schema public from public, hrp_app, hrp_readonly, hrp_backup;
-revoke all on all sequences in schema public from public, hrp_app, hrp_readonly, hrp_backup;
+revoke all on all tables in schema public
+from public, hrp_app, hrp_readonly, hrp_backup, hrp_monitor;
+revoke all on all sequences in schema public
+from public, hrp_app, hrp_readonly, hrp_backup, hrp_monitor;
 grant select, insert, update, delete on all tables in schema public to hrp_app;
 grant usage, select on all sequences in schema public to hrp_app;
 grant select on all tables in schema public to hrp_readonly;
@@ -116,13 +122,14 @@ begin
 end;
 $defaults$;
 
--- The database: CONNECT for the three login roles only (CREATE DATABASE gives PUBLIC CONNECT and
+-- The database: CONNECT for the four login roles only (CREATE DATABASE gives PUBLIC CONNECT and
 -- TEMP). format('%I') quotes the name, whatever it is.
 do $database$
 begin
     execute format('revoke all on database %I from public', current_database());
     execute format(
-        'grant connect on database %I to hrp_app, hrp_readonly, hrp_backup', current_database()
+        'grant connect on database %I to hrp_app, hrp_readonly, hrp_backup, hrp_monitor',
+        current_database()
     );
 end;
 $database$;

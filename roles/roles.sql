@@ -7,11 +7,15 @@
 --   hrp_app       the application: DML and sequences only
 --   hrp_readonly  reporting: SELECT only
 --   hrp_backup    REPLICATION for base backups and WAL streaming, CONNECT to the database
+--   hrp_monitor   the monitoring exporter (issue 14): member of pg_monitor (reads statistics and
+--                 settings, nothing of the data), CONNECT to the database
 -- requires: a superuser (or CREATEROLE and REPLICATION) applying it
 
 do $roles$
 declare
-    wanted constant text[] := array['hrp_owner', 'hrp_app', 'hrp_readonly', 'hrp_backup'];
+    wanted constant text[] := array[
+        'hrp_owner', 'hrp_app', 'hrp_readonly', 'hrp_backup', 'hrp_monitor'
+    ];
     role_name text;
 begin
     foreach role_name in array wanted loop
@@ -37,6 +41,12 @@ alter role hrp_readonly
 with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls inherit;
 alter role hrp_backup
 with login replication nosuperuser nocreatedb nocreaterole nobypassrls inherit;
+alter role hrp_monitor
+with login nosuperuser nocreatedb nocreaterole noreplication nobypassrls inherit;
+-- pg_monitor: pg_read_all_stats, pg_read_all_settings, pg_stat_scan_tables (every session's
+-- statistics and query text, database sizes, settings), and no table's rows. Re-granting an
+-- existing membership only raises a notice.
+grant pg_monitor to hrp_monitor;
 
 comment on role hrp_owner is
 'HRP: owns the schema objects; NOLOGIN, used only through the deploying superuser.';
@@ -46,3 +56,5 @@ comment on role hrp_readonly is
 'HRP reporting: SELECT on tables and views.';
 comment on role hrp_backup is
 'HRP backups: REPLICATION (base backups, WAL streaming) and CONNECT to the database.';
+comment on role hrp_monitor is
+'HRP monitoring (postgres_exporter): pg_monitor member, CONNECT, schema hrp_monitor.';

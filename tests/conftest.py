@@ -33,6 +33,9 @@ TEST_PASSWORDS = {
     "hrp_app": "app pw 'quoted' \"double\"; select 1; -- spaces",
     "hrp_readonly": "ro'; drop role hrp_app; --",
     "hrp_backup": "bk $$ dollar \\ backslash %s {}",
+    # postgres_exporter gets it through a file and puts it into a URL: every URL delimiter (no
+    # white space: postgres_exporter 0.11 cannot take it, monitor.up refuses it)
+    "hrp_monitor": "mon@:/?#[]&=+%'q'\"d\"$1\\;",
 }
 
 

@@ -1,11 +1,15 @@
 """pgBackRest and logical backups on a real cluster (hrp_harness.cluster.Cluster, as the embedded
 one): encrypted repository, full/diff/incr, wrong passphrase, point-in-time recovery to the second,
-restore verification, retention, logical dump and restore."""
+restore verification, retention, logical dump and restore (with its roles, on a new server); a
+restore target checked before anything is touched; a failing PITR start reported at once; tasks
+that never start a stopped cluster."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -18,6 +22,7 @@ from hrp_harness.backup import (BackupError, cluster_repository, compare, enable
                                 fingerprints, restore_copy, start_copy, verify)
 from hrp_harness.cluster import Cluster
 from hrp_harness.deploy import DATABASE, deploy
+from hrp_harness.paths import REPO
 
 SECRET = "test-backup-passphrase"
 ADD_RACES = ("insert into public.races (race_name, race_date) "
@@ -72,7 +77,7 @@ def test_wrong_passphrase_cannot_read_the_repository(archived, tmp_path):
     wrong = {"PGBACKREST_REPO1_CIPHER_PASS": "not-the-passphrase"}
     with pytest.raises(BackupError, match="stanza hrp"):
         repo.info(env=wrong)
-    with pytest.raises(BackupError, match="restore"):
+    with pytest.raises(BackupError, match="restore .*wrong passphrase"):
         repo.restore(base / "wrong-pass-copy" / "data", env=wrong)
     # The right passphrase still reads it.
     assert repo.info()["status"]["code"] == 0
@@ -177,7 +182,8 @@ def test_logical_backup_encrypted_restored_and_rotated(archived, tmp_path):
     try:
         # Usually openssl's "bad decrypt"; ~1 in 256 wrong keys pass the padding check and then
         # pg_restore rejects the garbage: either way the restore fails and says which file.
-        with pytest.raises(logical.LogicalBackupError, match="restore of .*pgdump.enc failed"):
+        with pytest.raises(logical.LogicalBackupError,
+                           match=r"restore of .*\.(pgdump|roles\.sql)\.enc failed -- wrong passphrase"):
             logical.restore(dump, cluster.dsn("hrp_logical_restore"), secret="wrong")
         logical.restore(dump, cluster.dsn("hrp_logical_restore"))
         assert compare(fingerprints(cluster.dsn(DATABASE)),
@@ -191,6 +197,7 @@ def test_logical_backup_encrypted_restored_and_rotated(archived, tmp_path):
         stamp = (datetime.now(timezone.utc) - timedelta(days=days)).strftime("%Y%m%dT%H%M%SZ")
         path = tmp_path / f"{DATABASE}-{stamp}{logical.SUFFIX}"
         shutil.copy(dump, path)
+        shutil.copy(logical.roles_file(dump), logical.roles_file(path))
         os.utime(path, (time.time() - days * 86400,) * 2)
         old.append(path)
     recent = tmp_path / f"{DATABASE}-20000101T000000Z{logical.SUFFIX}.not-a-dump"
@@ -198,6 +205,8 @@ def test_logical_backup_encrypted_restored_and_rotated(archived, tmp_path):
     deleted = logical.rotate(tmp_path)
     assert sorted(deleted) == sorted(old)
     assert logical.backups(tmp_path) == [dump]
+    assert not any(logical.roles_file(path).exists() for path in old), "roles files go with their dumps"
+    assert logical.roles_file(dump).exists()
 
 
 def test_retention_expires_full_backups_after_30_days(archived):
@@ -210,3 +219,84 @@ def test_retention_expires_full_backups_after_30_days(archived):
     assert [b["label"] for b in repo.info()["backup"]] == labels
     repo.run("expire", prefix=("faketime", "+31 days"))  # all older than 30 days: keep the newest
     assert [b["label"] for b in repo.info()["backup"]] == [newest_full]
+
+
+def test_logical_backup_carries_its_roles_to_a_new_server(archived, tmp_path):
+    cluster, _, base = archived
+    dump = logical.dump(cluster.dsn(), DATABASE, directory=tmp_path)
+    roles = logical.roles_file(dump)
+    assert roles.read_bytes()[:8] == b"Salted__"
+    fresh = Cluster(base / "fresh-server", shared_buffers_mb=128)
+    try:
+        fresh.init().start()
+        with psycopg.connect(fresh.dsn(), autocommit=True) as conn:
+            assert conn.execute("select count(*) from pg_roles "
+                                "where rolname like 'hrp%'").fetchone()[0] == 0
+            conn.execute("create database hrp_database")
+        logical.restore(dump, fresh.dsn(DATABASE))
+        assert compare(fingerprints(cluster.dsn(DATABASE)), fingerprints(fresh.dsn(DATABASE))) == []
+        with psycopg.connect(fresh.dsn(DATABASE)) as conn:
+            assert conn.execute("select tableowner from pg_tables where schemaname = 'public' and "
+                                "tablename = 'races'").fetchone()[0] == "hrp_owner"
+            assert conn.execute("select has_table_privilege('hrp_app', 'public.races', "
+                                "'INSERT')").fetchone()[0]
+            assert conn.execute("select rolpassword is null from pg_authid "
+                                "where rolname = 'hrp_app'").fetchone()[0], "no password travels"
+    finally:
+        fresh.destroy()
+
+
+def test_restore_refuses_a_non_empty_directory_before_touching_it(archived, tmp_path):
+    cluster, repo, _ = archived
+    target = tmp_path / "busy"
+    target.mkdir()
+    target.chmod(0o755)
+    (target / "keep.txt").write_text("mine")
+    before = target.stat()
+    with pytest.raises(BackupError, match="restore target .*busy is not empty"):
+        restore_copy(repo, target, source_dsn=cluster.dsn(), echo=lambda *_: None)
+    # the task refuses it too, before looking for any cluster
+    done = subprocess.run([sys.executable, "-m", "invoke", "restore", "--to", str(target)], cwd=REPO,
+                          capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "is not empty; pick a new directory" in done.stderr
+    after = target.stat()
+    assert (after.st_uid, after.st_gid, after.st_mode) == (before.st_uid, before.st_gid, before.st_mode)
+    assert [p.name for p in target.iterdir()] == ["keep.txt"]
+
+
+def test_a_failing_pitr_start_reports_the_servers_fatal_line_at_once(archived):
+    cluster, repo, base = archived
+    future = (datetime.now(timezone.utc) + timedelta(days=1)).strftime("%Y-%m-%d %H:%M:%S+00")
+    started = time.monotonic()
+    try:
+        with pytest.raises(BackupError,
+                           match="FATAL: +recovery ended before configured recovery target"):
+            restore_copy(repo, base / "future", target_time=future, start=True, source_dsn=cluster.dsn(),
+                         echo=lambda *_: None)
+        assert time.monotonic() - started < 60, "reported when the server died, not after 120 s"
+    finally:
+        Cluster(base / "future").destroy()
+
+
+def test_tasks_never_start_a_stopped_cluster():
+    state = new_cluster_base("hrp-stopped-")
+    cluster = Cluster(state / "pg", shared_buffers_mb=128)
+    try:
+        cluster.init()  # initialised, stopped
+        env = {**os.environ, "HRP_STATE_DIR": str(state), "HRP_BACKUP_PASSPHRASE": SECRET}
+
+        def invoke(*args: str) -> subprocess.CompletedProcess:
+            return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env=env,
+                                  capture_output=True, text=True)
+        info = invoke("backup.info")
+        assert info.returncode == 0, info.stderr
+        assert "the embedded cluster is stopped; using the repository alone" in info.stderr
+        for task in ("backup", "backup.logical", "backup.verify"):
+            done = invoke(task)
+            assert done.returncode == 1, task
+            assert "is stopped: `invoke start` first" in done.stderr, task
+        assert not cluster.running
+    finally:
+        cluster.destroy()
+        shutil.rmtree(state, ignore_errors=True)

@@ -42,7 +42,7 @@ def test_pg_hba_gets_one_line_per_client_network(tmp_path):
     values = {**Cluster(tmp_path, port=5999).conf_values(),
               "CLIENT_NETWORKS": "127.0.0.1/32 10.1.0.0/16"}
     hba = render(CONF / "pg_hba.conf.template", values)
-    for user in ("hrp_app,hrp_readonly,hrp_backup", "all"):
+    for user in ("hrp_app,hrp_readonly,hrp_backup,hrp_monitor", "all"):
         lines = [line.split() for line in hba.splitlines() if line.startswith("hostssl")]
         networks = [line[3] for line in lines if line[2] == user and line[4] == "scram-sha-256"]
         assert networks == ["127.0.0.1/32", "10.1.0.0/16"], user

@@ -1,20 +1,31 @@
 """The Patroni + etcd cluster on real processes: bootstrap with the schema, replication settings,
 failover under write load (0 lost commits, pg_rewind rejoin), switchover, backups after a role
-change. One cluster for the module, at the drill's timings; stopped by pid even when a test fails."""
+change, the chaos faults (a fast subset by default, every fault x 3 rounds at production timings
+under the `slow` marker), member operations, status, bringing back a cluster left in a mess, down
+--wipe of a frozen cluster. One cluster for the module, at the drill's timings; stopped by pid even
+when a test fails."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
 import time
 
+import psutil
 import psycopg
 import pytest
 from conftest import new_cluster_base
 
+from hrp_harness import procs
 from hrp_harness.apply import read_plan
+from hrp_harness.chaos import FAULTS, run_chaos
 from hrp_harness.deploy import DATABASE
-from hrp_harness.ha import NODES, TIMINGS, HaCluster, run_drill
+from hrp_harness.ha import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
+from hrp_harness.paths import REPO
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +46,7 @@ def test_bootstrap_three_members_sync_standby_and_schema_everywhere(ha_cluster):
     members = {m["name"]: m for m in ha_cluster.members()}
     assert set(members) == set(NODES)
     assert ha_cluster.leader() == "node1"
-    assert ha_cluster.sync_standby() == "standby1"  # standby2 carries nosync
+    assert ha_cluster.sync_standby() == "standby1"  # standby2: sync_priority 1, the fallback
     assert members["standby2"]["role"] == "replica"
     planned = len(read_plan())
     for name in NODES:  # replicas replay the deploy within moments (standby2 asynchronously)
@@ -87,8 +98,8 @@ def test_failover_under_write_load_loses_no_commit(ha_cluster):
     # exits 1 when missed); a loaded machine must not fail the suite. Here: failover happened
     # within the spec's RTO of 2 minutes, and the drill reports the target it judged by.
     assert 0 < summary["rto_s"] < 120
-    assert summary["rto_target_s"] == 15.0
-    assert summary["targets_met"] == (summary["rto_s"] <= 15.0)
+    assert summary["rto_target_s"] == 30.0
+    assert summary["targets_met"] == (summary["rto_s"] <= 30.0)
     assert summary["old_primary"] == old
     assert summary["new_primary"] not in (None, old)
     # The old primary is back as a replica and the cluster is whole again.
@@ -121,16 +132,12 @@ def test_switchover_and_backup_from_the_new_primary(ha_cluster):
 
 
 def test_switchover_refuses_a_bad_candidate(ha_cluster):
-    from hrp_harness.ha import HaError
-
-    with pytest.raises(HaError, match="switchover candidate 'nosuchnode'"):
+    with pytest.raises(HaError, match="switchover candidate 'nosuchnode': expected one of"):
         ha_cluster.switchover("nosuchnode")
 
 
 def test_a_taken_port_is_named_not_waited_for(tmp_path, monkeypatch):
     import socket
-
-    from hrp_harness.ha import HaError
 
     monkeypatch.setenv("HRP_BACKUP_PASSPHRASE", "test-ha-passphrase")
     base = new_cluster_base("hrp-ha-ports-")
@@ -162,3 +169,190 @@ def test_members_enforce_the_project_pg_hba(ha_cluster):
         psycopg.connect(make_conninfo(**app, dbname="postgres"))  # application roles: hrp_database only
     with pytest.raises(psycopg.OperationalError, match="rejects connection|no encryption"):
         psycopg.connect(make_conninfo(**{**app, "sslmode": "disable"}, dbname=DATABASE))
+
+
+# -- chaos: every fault, no acknowledged commit lost, the cluster converges by itself -----------
+
+#: The default suite's subset, at the drill's timings: the frozen primary node (the issue's lost
+#: commits: strict synchronous mode and Patroni's stale-leader check) and the frozen postmaster
+#: (the postmaster check). All six, 3 rounds each at production timings, under `slow`.
+FAST_FAULTS = ("freeze-primary", "freeze-postmaster")
+
+
+def _assert_chaos(summary: dict, rounds: int) -> None:
+    assert summary["rounds"] == rounds, summary
+    assert summary["lost_commits"] == 0, summary["details"]
+    assert summary["converged"] is True, summary["details"]
+    assert all(r["acked"] > 50 for r in summary["details"]), "the write load ran"
+    assert summary["max_write_outage_s"] <= 120, summary["details"]  # spec RTO
+
+
+@pytest.mark.parametrize("fault", FAST_FAULTS)
+def test_chaos_fast(ha_cluster, fault):
+    lines = []
+    summary = run_chaos(fault, 1, "drill", base=ha_cluster.base, echo=lines.append)
+    _assert_chaos(summary, 1)
+    assert set(json.loads(lines[-1])) == {"fault", "rounds", "lost_commits", "converged",
+                                          "max_write_outage_s", "max_recovery_s"}
+    if fault == "freeze-primary":  # the frozen primary lost its lock: someone else leads now
+        assert summary["details"][0]["new_primary"] != summary["details"][0]["old_primary"]
+    if fault == "freeze-postmaster":  # the check killed the hung postmaster, Patroni restarted it
+        node = summary["details"][0]["old_primary"]
+        assert "hangs: SIGKILL" in (ha_cluster.node_dir(node) / "postmaster-check.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", FAULTS)
+def test_chaos_production_three_rounds(ha_cluster, fault):
+    lines = []
+    summary = run_chaos(fault, 3, "production", base=ha_cluster.base, echo=lines.append)
+    print("\n".join(lines))
+    _assert_chaos(summary, 3)
+
+
+def test_chaos_refuses_an_unknown_fault(ha_cluster):
+    with pytest.raises(HaError, match="fault 'freeze-everything': expected one of kill-primary"):
+        run_chaos("freeze-everything", 1, "drill", base=ha_cluster.base)
+
+
+# -- member operations, status -------------------------------------------------------------------
+
+def _invoke(base, *args: str) -> subprocess.CompletedProcess:
+    """An invoke task as a user runs it, on the module's cluster (HRP_STATE_DIR = its parent)."""
+    env = {**os.environ, "HRP_STATE_DIR": str(base.parent)}
+    return subprocess.run([sys.executable, "-m", "invoke", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_status_exit_code_json_and_member_stop_start(ha_cluster):
+    ha_cluster.wait_healthy()
+    done = _invoke(ha_cluster.base, "cluster.status")
+    assert done.returncode == 0, done.stdout + done.stderr
+    status = json.loads(done.stdout.splitlines()[-1])
+    assert status["healthy"] is True
+    assert {m["name"] for m in status["members"]} == set(NODES)
+    for member in status["members"]:
+        assert set(member) == {"name", "role", "state", "host", "port", "timeline", "lag", "pids"}
+        assert member["pids"]["patroni"] and member["pids"]["postmaster"]
+    assert "target_session_attrs=read-write" in status["dsn"]
+    assert status["endpoints"] == {"read_write": None, "read_only": None}
+    assert "sync_priority=" in done.stdout  # tags shown
+    replica = next(n for n in NODES if n not in (ha_cluster.leader(), ha_cluster.sync_standby()))
+    done = _invoke(ha_cluster.base, "cluster.member", "--name", replica, "stop")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert ha_cluster.patroni_pid(replica) is None and ha_cluster.postmaster_pid(replica) is None
+    done = _invoke(ha_cluster.base, "cluster.status")
+    assert done.returncode == 1
+    assert f"{replica}: not in the cluster" in json.loads(done.stdout.splitlines()[-1])["problems"][0]
+    done = _invoke(ha_cluster.base, "cluster.member", "--name", replica, "start")
+    assert done.returncode == 0, done.stdout + done.stderr
+    ha_cluster.wait_healthy()
+    assert _invoke(ha_cluster.base, "cluster.status").returncode == 0
+
+
+def test_member_restart_and_reinit(ha_cluster):
+    ha_cluster.wait_healthy()
+    replica = next(n for n in NODES if n != ha_cluster.leader())
+    before = ha_cluster.postmaster_pid(replica)
+    ha_cluster.member(replica, "restart")
+    assert ha_cluster.postmaster_pid(replica) not in (None, before)
+    marker = ha_cluster.data_dir(replica) / "hrp-reinit-marker"
+    marker.write_text("gone after a re-clone")
+    result = ha_cluster.member(replica, "reinit")
+    assert result["action"] == "reinit"
+    assert not marker.exists(), "reinit re-cloned the data directory"
+    ha_cluster.wait_healthy()
+    with pytest.raises(HaError, match="is the leader: reinit re-clones a replica"):
+        ha_cluster.member(ha_cluster.leader(), "reinit")
+    with pytest.raises(HaError, match="member action 'explode'"):
+        ha_cluster.member(replica, "explode")
+    done = _invoke(ha_cluster.base, "cluster.member", "--name", "nosuchnode", "stop")
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith("error: member 'nosuchnode': expected one of")
+
+
+def test_pause_resume_and_failover_to_a_candidate(ha_cluster):
+    ha_cluster.wait_healthy()
+    assert ha_cluster.pause(True) == {"paused": True}
+    assert ha_cluster.status()["paused"] is True
+    assert ha_cluster.pause(False) == {"paused": False}
+    candidate = ha_cluster.sync_standby()
+    old = ha_cluster.leader()
+    result = ha_cluster.failover(candidate)
+    assert result["old_primary"] == old and result["new_primary"] == candidate
+    assert result["candidate_was_sync_standby"] is True
+    assert ha_cluster.leader() == candidate
+    ha_cluster.wait_healthy()
+
+
+def test_up_brings_back_a_cluster_left_in_a_mess(ha_cluster):
+    """What an interrupted drill leaves: two members dead, a stale failover key, the cluster
+    paused, the survivor frozen, etcd dead; `cluster.up` brings it back without help."""
+    ha_cluster.wait_healthy()
+    leader = ha_cluster.leader()
+    others = [n for n in NODES if n != leader]
+    ha_cluster.pause(True)
+    ha_cluster.kill_node(others[0])
+    ha_cluster.kill_node(others[1])
+    ha_cluster._etcd("put", {"key": f"/service/{SCOPE}/failover",
+                             "value": json.dumps({"leader": others[0], "member": others[1]})})
+    for proc in ha_cluster.node_processes(leader):
+        os.kill(proc.pid, signal.SIGSTOP)
+    procs.kill_tree_now([ha_cluster.etcd_pid()])
+    result = ha_cluster.up(apply_schema=False)
+    assert result["healthy"] is True, result["problems"]
+    assert result["paused"] is False
+    assert ha_cluster.etcd_get(f"/service/{SCOPE}/failover") is None
+
+
+def _frozen(cluster: HaCluster) -> bool:
+    """Whether any process of the cluster is stopped (SIGSTOP) now."""
+    for proc in cluster.processes():
+        try:
+            if proc.status() == "stopped":
+                return True
+        except psutil.NoSuchProcess:  # a backend that ended meanwhile
+            continue
+    return False
+
+
+def test_a_chaos_run_killed_half_way_leaves_nothing_up_cannot_undo(ha_cluster):
+    """SIGKILL of `invoke cluster.chaos` while it holds the primary frozen and has switched the
+    timings (as a CI timeout does): `cluster.up` continues the frozen processes, sets the timings
+    back and the cluster is healthy; no key of the run is left."""
+    ha_cluster.wait_healthy()
+    env = {**os.environ, "HRP_STATE_DIR": str(ha_cluster.base.parent)}
+    run = subprocess.Popen([sys.executable, "-m", "invoke", "cluster.chaos", "--fault", "freeze-primary",
+                            "--timings", "production"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not _frozen(ha_cluster):
+            assert time.monotonic() < deadline and run.poll() is None, "the run never froze a member"
+            time.sleep(0.2)
+    finally:
+        run.kill()
+        run.wait()
+    assert ha_cluster.dcs_timings() == TIMINGS["production"], "the killed run left its timings"
+    done = _invoke(ha_cluster.base, "cluster.up", "--timings", "drill")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert not _frozen(ha_cluster)
+    assert ha_cluster.dcs_timings() == TIMINGS["drill"]
+    assert ha_cluster.etcd_get(f"/service/{SCOPE}/failover") is None
+    assert ha_cluster.problems() == []
+
+
+# -- last: down --wipe of a cluster with frozen processes ------------------------------------------
+
+def test_down_wipe_ends_stopped_and_wiped_even_when_frozen(ha_cluster):
+    ha_cluster.wait_healthy()
+    processes = ha_cluster.processes()
+    leader = ha_cluster.leader()
+    for proc in ha_cluster.node_processes(leader):
+        os.kill(proc.pid, signal.SIGSTOP)
+    done = _invoke(ha_cluster.base, "cluster.down", "--wipe")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "stopped and wiped"
+    assert not ha_cluster.base.exists()
+    alive = [p.pid for p in processes if not procs.gone(p)]
+    assert alive == []

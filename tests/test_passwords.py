@@ -22,7 +22,7 @@ def test_missing_passwords_are_generated_once_into_a_0600_file(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert first["hrp_app"] == ("from env", "HRP_APP_PASSWORD")
     stored = json.loads(path.read_text())
-    assert set(stored) == {"hrp_readonly", "hrp_backup"}  # the env one is not written down
+    assert set(stored) == {"hrp_readonly", "hrp_backup", "hrp_monitor"}  # the env one is not written down
     assert all(len(p) >= 40 for p in stored.values())
     assert first["hrp_readonly"] == (stored["hrp_readonly"], str(path))
     again = role_passwords(tmp_path, environ={})

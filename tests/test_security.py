@@ -19,7 +19,7 @@ from hrp_harness.cluster import APP_DATABASE
 from hrp_harness.deploy import deploy
 from hrp_harness.passwords import role_passwords, set_passwords
 
-ROLES = ("hrp_app", "hrp_readonly", "hrp_backup")
+ROLES = ("hrp_app", "hrp_readonly", "hrp_backup", "hrp_monitor")
 
 
 def quiet(*_args):
@@ -121,13 +121,14 @@ def test_backup_role_may_open_a_replication_connection(pg_cluster, app_database)
 
 # -- authorisation -------------------------------------------------------------------------------
 
-def test_database_connect_is_for_the_three_roles_only(app_database):
+def test_database_connect_is_for_the_four_login_roles_only(app_database):
     with psycopg.connect(app_database) as conn:
         acl = conn.execute(
             "select coalesce(nullif(a.grantee, 0)::regrole::text, 'PUBLIC'), a.privilege_type"
             " from pg_database as d, aclexplode(d.datacl) as a"
             " where d.datname = current_database() and a.grantee <> d.datdba order by 1, 2").fetchall()
-    assert acl == [("hrp_app", "CONNECT"), ("hrp_backup", "CONNECT"), ("hrp_readonly", "CONNECT")]
+    assert acl == [("hrp_app", "CONNECT"), ("hrp_backup", "CONNECT"), ("hrp_monitor", "CONNECT"),
+                   ("hrp_readonly", "CONNECT")]
 
 
 def test_readonly_reads_but_cannot_write(pg_cluster, app_database):
@@ -240,6 +241,11 @@ def test_a_role_changing_its_own_password_logs_no_password(pg_cluster, app_datab
         assert any("must be superuser to alter replication roles" in line for line in lines)
     else:  # the change itself is audited, without the password
         assert any(",ROLE,ALTER ROLE," in line and "<REDACTED>" in line for line in lines)
+    # pg_stat_statements (read by hrp_monitor) does not keep the statement either: track_utility off
+    with psycopg.connect(app_database) as conn:
+        kept = conn.execute("select count(*) from hrp_monitor.pg_stat_statements"
+                            " where query like %s", (f"%{secret}%",)).fetchone()[0]
+    assert kept == 0
 
 
 def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_database):
@@ -291,7 +297,7 @@ def test_hostile_database_and_admin_names_are_quoted_never_executed(pg_cluster, 
                 "select array_agg(a.grantee::regrole::text order by a.grantee::regrole::text) from pg_database as d,"
                 " aclexplode(d.datacl) as a where d.datname = current_database()"
                 " and a.privilege_type = 'CONNECT' and a.grantee <> d.datdba").fetchone()[0]
-            assert connect == ["hrp_app", "hrp_backup", "hrp_readonly"]
+            assert connect == ["hrp_app", "hrp_backup", "hrp_monitor", "hrp_readonly"]
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
             assert conn.execute("select rolname from pg_roles order by 1").fetchall() == before
             assert conn.execute("select has_database_privilege('hrp_readonly', 'postgres',"

@@ -74,7 +74,8 @@ def test_dsn_deploy_roles_are_scram_with_exactly_the_spec_privileges(plain_serve
     with psycopg.connect(target) as conn:
         stored = conn.execute("select rolname, rolpassword from pg_authid"
                               " where rolname like 'hrp\\_%' order by 1").fetchall()
-    assert [name for name, _ in stored] == ["hrp_app", "hrp_backup", "hrp_owner", "hrp_readonly"]
+    assert [name for name, _ in stored] == ["hrp_app", "hrp_backup", "hrp_monitor", "hrp_owner",
+                                          "hrp_readonly"]
     assert all(p.startswith("SCRAM-SHA-256$4096:") for n, p in stored if n != "hrp_owner")
     assert dict(stored)["hrp_owner"] is None  # NOLOGIN, no password
     # the socket login as hrp_app (pg_hba: local scram) proves the password

@@ -30,3 +30,13 @@ def test_invoke_lists_a_docstring_for_every_task():
     tasks = [line.split(None, 1) for line in done.stdout.splitlines()[2:] if line.startswith("  ")
              and not line.startswith("    ")]
     assert tasks and all(len(parts) == 2 and parts[1].strip() for parts in tasks), done.stdout
+
+
+def test_patroni_comes_from_the_venv_and_runs_as_the_server_user():
+    from hrp_harness.paths import VENV_BIN
+    from hrp_harness.server_user import run_as_server
+
+    done = run_as_server([str(VENV_BIN / "patroni"), "--version"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    version = tuple(int(part) for part in done.stdout.split()[-1].split(".")[:2])
+    assert version >= (3, 1), "Patroni >= 3.1: a stale primary cannot win the leader race"

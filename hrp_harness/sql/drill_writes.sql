@@ -1,6 +1,7 @@
--- drill_writes: the table the failover drill (hrp_harness.ha.drill) writes into.
--- Each row is one commit the drill's client saw acknowledged; n is the client's own counter, so a
--- commit acknowledged before the failover and missing after it is a lost commit.
+-- drill_writes: the table the failover drill and the chaos runs write into
+-- (hrp_harness.writeload).
+-- Each row is one commit a client of the write load saw acknowledged; n is the clients' own
+-- counter, so a commit acknowledged before a fault and missing after it is a lost commit.
 -- Lives in the maintenance database `postgres`, apart from the project's schema.
 -- requires: nothing.
 
@@ -11,6 +12,6 @@ create table if not exists public.hrp_drill_writes (
 );
 
 comment on table public.hrp_drill_writes is
-'Failover drill: one row per commit acknowledged to the drill client (hrp_harness.ha).';
+'Drill and chaos runs: one row per commit acknowledged to a client (hrp_harness.writeload).';
 
 truncate public.hrp_drill_writes;

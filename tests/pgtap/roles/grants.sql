@@ -5,9 +5,9 @@
 -- cloned from a template does not inherit its ACL.)
 begin;
 create extension if not exists pgtap;
-select plan(65);
+select plan(80);
 
--- Tables and views: 7 relations x 3 roles.
+-- Tables and views: 7 relations x 4 roles.
 select
     table_privs_are(
         'public', relation, 'hrp_app', array['SELECT', 'INSERT', 'UPDATE', 'DELETE'],
@@ -36,7 +36,17 @@ from unnest(array[
     'horse_performance_summary', 'race_statistics'
 ]) as relation;
 
--- Sequences: 5 x 3 roles.
+select
+    table_privs_are(
+        'public', relation, 'hrp_monitor', array[]::text[],
+        'hrp_monitor has no privilege on ' || relation
+    )
+from unnest(array[
+    'races', 'horses', 'predictions', 'users', 'api_credentials',
+    'horse_performance_summary', 'race_statistics'
+]) as relation;
+
+-- Sequences: 5 x 4 roles.
 select
     sequence_privs_are(
         'public', sequence_name, 'hrp_app', array['USAGE', 'SELECT'],
@@ -65,7 +75,17 @@ from unnest(array[
     'api_credentials_id_seq'
 ]) as sequence_name;
 
--- Schemas: 3 schemas x 4 roles.
+select
+    sequence_privs_are(
+        'public', sequence_name, 'hrp_monitor', array[]::text[],
+        'hrp_monitor has no privilege on ' || sequence_name
+    )
+from unnest(array[
+    'races_id_seq', 'horses_id_seq', 'predictions_id_seq', 'users_id_seq',
+    'api_credentials_id_seq'
+]) as sequence_name;
+
+-- Schemas: public, and the private schemas, for every role.
 select schema_privs_are(
     'public', 'hrp_app', array['USAGE'], 'hrp_app has USAGE (no CREATE) on schema public'
 );
@@ -75,6 +95,9 @@ select schema_privs_are(
 );
 select schema_privs_are(
     'public', 'hrp_backup', array[]::text[], 'hrp_backup has no privilege on schema public'
+);
+select schema_privs_are(
+    'public', 'hrp_monitor', array[]::text[], 'hrp_monitor has no privilege on schema public'
 );
 select schema_privs_are(
     'public', 'hrp_owner', array['USAGE', 'CREATE'],
@@ -87,7 +110,7 @@ select
     )
 from
     unnest(array['hrp_deploy', 'hrp_anonymize']) as schema_name,
-    unnest(array['hrp_app', 'hrp_readonly', 'hrp_backup', 'hrp_owner']) as role_name;
+    unnest(array['hrp_app', 'hrp_readonly', 'hrp_backup', 'hrp_monitor', 'hrp_owner']) as role_name;
 
 -- PUBLIC.
 select is_empty(

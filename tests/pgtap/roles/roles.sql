@@ -1,13 +1,15 @@
--- pgTAP tests for roles/roles.sql: the four roles exist with exactly the attributes the spec gives
--- them, belong to no other role, and no other role holds a role of theirs.
+-- pgTAP tests for roles/roles.sql: the five roles exist with exactly the attributes the spec (and
+-- issue 14 for hrp_monitor) gives them; the only membership is hrp_monitor's in pg_monitor, and no
+-- other role holds a role of theirs.
 begin;
 create extension if not exists pgtap;
-select plan(10);
+select plan(12);
 
 select has_role('hrp_owner', 'role hrp_owner exists');
 select has_role('hrp_app', 'role hrp_app exists');
 select has_role('hrp_readonly', 'role hrp_readonly exists');
 select has_role('hrp_backup', 'role hrp_backup exists');
+select has_role('hrp_monitor', 'role hrp_monitor exists');
 
 select is(
     (
@@ -21,15 +23,16 @@ select is(
                 '; ' order by rolname
             )
         from pg_catalog.pg_roles
-        where rolname in ('hrp_owner', 'hrp_app', 'hrp_readonly', 'hrp_backup')
+        where rolname in ('hrp_owner', 'hrp_app', 'hrp_readonly', 'hrp_backup', 'hrp_monitor')
     ),
     'hrp_app login=t super=f createdb=f createrole=f replication=f bypassrls=f; '
     || 'hrp_backup login=t super=f createdb=f createrole=f replication=t bypassrls=f; '
+    || 'hrp_monitor login=t super=f createdb=f createrole=f replication=f bypassrls=f; '
     || 'hrp_owner login=f super=f createdb=f createrole=f replication=f bypassrls=f; '
     || 'hrp_readonly login=t super=f createdb=f createrole=f replication=f bypassrls=f',
     'login, superuser, createdb, createrole, replication, bypassrls are exactly the spec''s'
 );
-select is_empty(
+select results_eq(
     $$
     select m.roleid::regrole::text, m.member::regrole::text
     from pg_catalog.pg_auth_members as m
@@ -37,7 +40,8 @@ select is_empty(
         m.member in (select oid from pg_catalog.pg_roles where rolname like 'hrp\_%')
         or m.roleid in (select oid from pg_catalog.pg_roles where rolname like 'hrp\_%')
     $$,
-    'no role membership to or from the HRP roles'
+    $$ values ('pg_monitor', 'hrp_monitor') $$,
+    'no role membership to or from the HRP roles but hrp_monitor''s in pg_monitor'
 );
 select isnt(
     shobj_description('hrp_owner'::regrole, 'pg_authid'), null, 'hrp_owner has a comment'
@@ -50,6 +54,9 @@ select isnt(
 );
 select isnt(
     shobj_description('hrp_backup'::regrole, 'pg_authid'), null, 'hrp_backup has a comment'
+);
+select isnt(
+    shobj_description('hrp_monitor'::regrole, 'pg_authid'), null, 'hrp_monitor has a comment'
 );
 
 select * from finish();
