@@ -727,9 +727,13 @@ class HaCluster:
             raise HaError(f"drill writer failed before the kill: {load.record.last_error}")
         old_port = self.pg_port(old)
         killed_at = self.kill_node(old)
+        # -- HAProxy hook (issue 13): through HAProxy every ack shows HAProxy's port, so "another
+        # member" is told by time instead: a connection opened after every process of the old
+        # primary is gone (kill_node returns once they are) cannot have reached it.
+        all_dead_at = time.monotonic()
 
         def first_ack() -> float | None:
-            return load.record.first_ack_after(killed_at, new_connection=True, other_than_port=old_port)
+            return load.record.first_ack_after(all_dead_at, new_connection=True, other_than_port=old_port)
 
         try:
             self._wait(lambda: first_ack() is not None, 180,
