@@ -238,7 +238,7 @@ def bench_queries(c, size="production", seconds=10, seed=1):
 @task(name="load", help={"scenario": "load (50 clients), stress (clients stepped up to the knee), spike "
                                      "(10 -> 200 clients), endurance (default 10 min) or volume (10x size)",
                          "seconds": "length of a run / step (defaults: load 60, stress 15 a step, spike 20 "
-                                    "a phase, volume 30 per size)",
+                                    "a phase, volume 5 per query and size)",
                          "minutes": "endurance: how long (default 10)",
                          "seed": "seed of the sample"})
 def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):

@@ -249,7 +249,7 @@ def _user_thread(engine, job: str, user: int, queries: dict, params: dict, seed:
     (as a web request does). A writer (job "insert") keeps its connection and commits each row."""
     from sqlalchemy import text
 
-    dialect = engine.dialect.name == "sqlite" and "sqlite" or "postgres"
+    dialect = "sqlite" if engine.dialect.name == "sqlite" else "postgres"
     statements = {name: text(queries[name][dialect]) for name in (*MIX_READS, WRITE)}
     rng = random.Random(seed * 1000 + user)
     latencies, writes_ok, reads_ok, errors, samples = [], 0, 0, 0, []
@@ -410,7 +410,7 @@ def run(size: str = "production", seconds: float = 10.0, seed: int = 1, echo=pri
         target_1x = None
         if size == "10x":  # the production size in the same run: the 10x / 1x ratio of each query
             source_1x = sample.generate(base / "sample-production.sqlite", "production", seed)
-            target_1x = prepare_target(base / "x1", source_1x, echo) if make_server_dir(base / "x1") else None
+            target_1x = prepare_target(make_server_dir(base / "x1"), source_1x, echo)
             targets.append(target_1x)
         queries = read_queries()
         params = draw_params(source, seed)
