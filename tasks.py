@@ -231,7 +231,8 @@ def bench_queries(c, size="production", seconds=10, seed=1):
     SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
     from hrp_harness.bench_queries import run
 
-    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"), seed=int(seed))
+    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
     sys.exit(0 if result["postgres"]["targets_met"] else 1)
 
 
@@ -247,7 +248,8 @@ def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
     from hrp_harness.bench_load import run
 
     result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
-                 minutes=inputs.positive_number(minutes, "--minutes"), seed=int(seed))
+                 minutes=inputs.positive_number(minutes, "--minutes"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
     sys.exit(0 if result["targets_met"] else 1)
 
 

@@ -8,7 +8,8 @@ SQL of data/bench/app_queries.sql. Measured, per engine (SQLite, PostgreSQL over
 through PgBouncer):
   latency   each read query on one connection, p50/p95/p99 (ms), after a warm-up that lets psycopg
             prepare it; the parameters (keys, trainers, users, patterns) drawn from the data
-  inserts   single-row INSERT + COMMIT on one connection; and 50 concurrent writers (inserts/s)
+  inserts   single-row INSERT + COMMIT on one connection; and 50 concurrent writers, each keeping
+            its pooled connection and committing row after row (inserts/s)
   users50   50 concurrent users, 9 reads : 1 write, for S seconds: requests/s, p95, errors; each
             request checks a connection out of the pool (pre-ping included), as a web request does
 The 50 writers and users run as 5 processes of 10 threads (one Python process could not keep a
