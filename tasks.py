@@ -253,6 +253,15 @@ def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
     sys.exit(0 if result["targets_met"] else 1)
 
 
+@task(name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
+                                  "seed": "seed of the random query parameters"})
+def bench_partitioning(c, size="production", seed=1):
+    """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
+    from hrp_harness.bench_partitioning import run
+
+    run(size=size, seed=int(seed))
+
+
 @task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
             "from_": "superuser URL of the source database; default: the embedded hrp_database"})
 def anonymize(c, to, from_=None):
@@ -493,13 +502,87 @@ def restore(c, to, target_time=None, ha=False, start=False):
               f"stop: runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {copy.datadir}")
 
 
+@task(name="check", help={"ha": _HA_HELP, "max_age_hours": "the newest backup may be at most this old "
+                                                            "(default 26, the backup alert's threshold)"})
+def backup_check(c, ha=False, max_age_hours=26):
+    """Daily backup verification (a systemd timer, conf/systemd): archiving works (pgbackrest
+    check), the repository is intact (pgbackrest verify), the newest backup is recent enough."""
+    from hrp_harness.maintenance import check_backups
+
+    _, repo, _ = _repository(ha)
+    _json_out(check_backups(repo, float(max_age_hours)))
+
+
 ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,
                              cluster_chaos, cluster_switchover, cluster_failover, cluster_member,
                              cluster_pause, cluster_resume))
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
-                             backup_logical, backup_logical_restore))
+                             backup_check, backup_logical, backup_logical_restore))
 ns.add_task(restore)
-ns.add_collection(Collection("bench", bench_migration, bench_queries, bench_load))
+ns.add_collection(Collection("bench", bench_migration, bench_partitioning, bench_queries, bench_load))
+
+
+# -- Routine maintenance (pg_cron jobs, pg_repack, the schedule): hrp_harness/maintenance.py.
+
+_DSN_HELP = "superuser URL of the database; default: the embedded cluster's hrp_database"
+
+
+def _maintenance_target(dsn):
+    from hrp_harness.deploy import DATABASE, embedded_cluster
+
+    if dsn is not None:
+        return dsn
+    cluster = embedded_cluster()
+    if not cluster.running:
+        raise HarnessError("the embedded cluster is not running: `invoke start` (or `invoke deploy`) "
+                           "first, or give --dsn")
+    return cluster.dsn(DATABASE)
+
+
+@task(name="run", help={"job": "the job's name in cron.job (daily_vacuum_analyze@hrp_database) or in "
+                               "maintenance.schedule (daily_vacuum_analyze)", "dsn": _DSN_HELP})
+def maintenance_run(c, job, dsn=None):
+    """Run a maintenance job now, as pg_cron would (one transaction); print its run and findings."""
+    from hrp_harness.maintenance import figures_text, run_job, table_lines
+
+    done = run_job(_maintenance_target(dsn), job)
+    print(f"{done.jobname}: run {done.run_id} in {done.seconds:.2f} s: {figures_text(done.details, 400)}")
+    if done.findings:
+        print("\n".join(table_lines(("time", "kind", "object", "figures"),
+                                    [(f"{at:%H:%M:%S}", kind, obj, figures_text(fig))
+                                     for at, kind, obj, fig in done.findings])))
+
+
+@task(name="report", help={"kind": "only findings of this kind (unused_index, table_bloat, "
+                                   "slow_statement, disk_usage, ...)", "dsn": _DSN_HELP})
+def maintenance_report(c, kind=None, dsn=None):
+    """The findings of each maintenance job's latest run, as a table."""
+    from hrp_harness.maintenance import report
+
+    print("\n".join(report(_maintenance_target(dsn), kind)))
+
+
+@task(name="window", help={"dsn": _DSN_HELP})
+def maintenance_window(c, dsn=None):
+    """What runs when (UTC): pg_cron jobs, systemd timers, the spec's monthly window for heavy work."""
+    from hrp_harness.maintenance import window
+
+    print("\n".join(window(_maintenance_target(dsn))))
+
+
+@task(name="repack", help={"table": "the table to rebuild (default: every table and index with 20 % "
+                                    "and 1 MB reclaimable)", "dsn": _DSN_HELP})
+def maintenance_repack(c, table=None, dsn=None):
+    """Rebuild bloated tables and indexes online with pg_repack (reads and writes go on)."""
+    from hrp_harness.maintenance import repack
+
+    for done in repack(_maintenance_target(dsn), table):
+        print(f"repacked {done.kind} {done.name}: {done.bytes_before / 2**20:.1f} MB -> "
+              f"{done.bytes_after / 2**20:.1f} MB in {done.seconds:.1f} s")
+
+
+ns.add_collection(Collection("maintenance", maintenance_run, maintenance_report, maintenance_window,
+                             maintenance_repack))
 
 
 # -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------

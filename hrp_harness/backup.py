@@ -271,9 +271,14 @@ def check_restore_target(path: Path) -> None:
 def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Cluster:
     """Start a restored data directory base/data as a Cluster on a free port with our conf/
     (instance.conf rewritten: port, sockets in base/run, hba); wait until recovery has finished.
-    synchronous_standby_names is cleared: a copy of a Patroni primary would wait for standby1."""
+    synchronous_standby_names is cleared: a copy of a Patroni primary would wait for standby1.
+    pg_cron is not loaded: a copy runs no maintenance job (one would write its findings into the
+    copy, which backup.verify compares with the source)."""
+    from .maintenance import preload_without_cron
+
     copy = Cluster(Path(base), port=port or free_port(), shared_buffers_mb=128,
-                   extra_conf={"synchronous_standby_names": "''"})
+                   extra_conf={"synchronous_standby_names": "''",
+                               "shared_preload_libraries": preload_without_cron()})
     make_server_dir(copy.socket_dir, 0o700)
     copy.install_conf()
     try:

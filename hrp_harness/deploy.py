@@ -10,6 +10,7 @@ from . import HarnessError
 from .apply import apply, read_ledger
 from .cluster import Cluster, client_networks_from_env
 from .inputs import database_name, sqlite_source
+from .maintenance import schedule_jobs
 from .migration.source import read_mapping
 from .passwords import ensure_role_passwords
 from .pgbouncer import PgBouncer
@@ -92,8 +93,9 @@ def ensure_database(url: str, echo=print, source_timezone: str | None = None) ->
 
 
 def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = None) -> str:
-    """Deploy the schema, then set the login roles' passwords (SCRAM); returns the superuser DSN
-    of the deployed database. With dsn, also lists the server-wide settings a DBA must install.
+    """Deploy the schema, then set the login roles' passwords (SCRAM) and schedule the maintenance
+    jobs (pg_cron; without it a notice, not a failure); returns the superuser DSN of the deployed
+    database. With dsn, also lists the server-wide settings a DBA must install.
     Writes no row of the spec's tables (deploy_data does, when asked or when there are none)."""
     cluster = None
     if dsn is None:
@@ -103,6 +105,7 @@ def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = Non
         target = ensure_database(dsn, echo, source_timezone)
     apply(target, echo=echo)
     ensure_role_passwords(target, echo)
+    schedule_jobs(target, echo)  # pg_cron, or a notice when the server has none
     if dsn is not None:
         for line in advice_lines(server_advice(target)):
             echo(line)

@@ -122,5 +122,6 @@ def advice_lines(advice: list[Advice]) -> list[str]:
                  "hrp_backup and 'hostnossl all all 0.0.0.0/0 reject' (conf/pg_hba.conf.template)")
     if any(a.needs_restart for a in todo):
         lines.append("  A restart is needed (shared_preload_libraries and the other RESTART lines); "
-                     "after it, run deploy --dsn again to create the pgaudit extension.")
+                     "after it, run deploy --dsn again to create the pgaudit extension and schedule "
+                     "the maintenance jobs (pg_cron).")
     return lines

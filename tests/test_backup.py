@@ -300,3 +300,27 @@ def test_tasks_never_start_a_stopped_cluster():
     finally:
         cluster.destroy()
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_backup_check_passes_on_a_fresh_backup_and_fails_on_an_old_one(archived):
+    from hrp_harness.maintenance import check_backups
+
+    _, repo, _ = archived
+    result = check_backups(repo)
+    assert result["verify"] == "ok" and result["age_hours"] < 1 and result["backups"] >= 1
+    with pytest.raises(BackupError, match=r"the newest backup \S+ finished 0\.\d h ago, more than "
+                                          r"1e-05 h: did the daily backup run\?"):
+        check_backups(repo, max_age_hours=0.00001)
+
+
+def test_a_restored_copy_runs_no_pg_cron_job(archived):
+    _, repo, backup_base = archived
+    base = backup_base / "copy-without-cron"
+    repo.restore(base / "data")
+    copy = start_copy(base)
+    try:
+        with psycopg.connect(copy.dsn()) as conn:
+            preload = conn.execute("show shared_preload_libraries").fetchone()[0]
+        assert "pg_cron" not in preload and "pgaudit" in preload
+    finally:
+        copy.destroy()

@@ -57,7 +57,11 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
         owner = conn.execute(
             "select usename from pg_stat_activity where backend_type = 'checkpointer'").fetchone()
         tables = conn.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone()
-    assert settings["shared_preload_libraries"] == "pgaudit,pg_stat_statements"
+    assert settings["shared_preload_libraries"] == "pgaudit,pg_stat_statements,pg_cron"
+    # the maintenance jobs are scheduled in pg_cron (database postgres) for hrp_database
+    assert ("maintenance: 3 job(s) of hrp_database in pg_cron (database postgres, UTC): "
+            "daily_vacuum_analyze@hrp_database '30 3 * * *', monthly_capacity@hrp_database "
+            "'0 2 1 * *', weekly_report@hrp_database '0 3 * * 0'") in first.stdout
     assert settings["listen_addresses"] == "127.0.0.1"
     assert settings["unix_socket_directories"] == str(cluster.socket_dir)
     assert int(settings["port"]) == cluster.port
@@ -91,6 +95,7 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
     assert second.returncode == 0, second.stderr
     assert "apply: nothing to do" in second.stdout
     assert "initialising" not in second.stdout
+    assert "maintenance: 3 job(s) of hrp_database in pg_cron" in second.stdout
     rows = sum(len(v) for v in before.values())
     assert rows == 56_105 + 1  # the test-size sample and the app's race
     assert f"data left alone: the database holds {rows} rows in its five tables, loaded by migration run 1" \

@@ -137,6 +137,10 @@ def test_monitor_up_ends_with_the_three_urls(live):
         metrics = resp.read().decode()
     assert re.search(r"^pg_up 1$", metrics, re.M)
     assert re.search(r"^hrp_connections_max_connections\{[^}]*\} 100$", metrics, re.M)
+    # the maintenance jobs deploy scheduled in pg_cron, counted from cron.job_run_details (issue 15)
+    for job in ("daily_vacuum_analyze", "weekly_report", "monthly_capacity"):
+        assert re.search(rf'^hrp_maintenance_job_active\{{[^}}]*jobname="{job}@hrp_database"[^}}]*\}} 1$',
+                         metrics, re.M), job
     for url in (urls["prometheus_url"], urls["alertmanager_url"]):
         with urllib.request.urlopen(url + "-/ready", timeout=10) as resp:
             assert resp.status == 200

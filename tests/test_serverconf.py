@@ -38,7 +38,8 @@ def test_dsn_deploy_lists_server_wide_settings_with_restart_marks(dsn_deploy):
     _, lines = dsn_deploy
     text = "\n".join(lines)
     assert "deploy changed nothing server-wide" in text
-    assert "RESTART  shared_preload_libraries = 'pgaudit,pg_stat_statements'" in text
+    assert "RESTART  shared_preload_libraries = 'pgaudit,pg_stat_statements,pg_cron'" in text
+    assert "RESTART  cron.use_background_workers = on" in text
     assert "RESTART  logging_collector = on" in text
     assert "reload   ssl = on    (now: off; conf/tls.conf)" in text
     assert "reload   ssl_min_protocol_version = 'TLSv1.3'" in text
@@ -46,6 +47,17 @@ def test_dsn_deploy_lists_server_wide_settings_with_restart_marks(dsn_deploy):
     assert "pg_hba.conf" in text and "run deploy --dsn again to create the pgaudit extension" in text
     # the settings deploy could set for the database are not listed as missing
     assert "log_statement = " not in text and "log_min_duration_statement" not in text
+
+
+def test_dsn_deploy_without_pg_cron_says_the_jobs_are_not_scheduled_and_succeeds(dsn_deploy):
+    target, lines = dsn_deploy
+    notice = [line for line in lines if line.startswith("maintenance jobs NOT scheduled")]
+    assert notice == ["maintenance jobs NOT scheduled: pg_cron is not in shared_preload_libraries of "
+                      "this server. A DBA adds pg_cron to shared_preload_libraries with "
+                      "cron.database_name and cron.use_background_workers (conf/base.conf), restarts, "
+                      "and runs deploy again; until then run the jobs with `invoke maintenance.run JOB`"]
+    with psycopg.connect(target) as conn:  # the schema and the schedule are there all the same
+        assert conn.execute("select count(*) from maintenance.schedule").fetchone()[0] == 3
 
 
 def test_dsn_deploy_changes_nothing_server_wide(plain_server, dsn_deploy):

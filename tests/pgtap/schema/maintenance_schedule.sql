@@ -1,0 +1,58 @@
+-- pgTAP tests for schema/0021_maintenance_schedule.sql: the three jobs of the issue, each calling
+-- a function that exists, at the times the README and `invoke maintenance.window` state (UTC).
+begin;
+create extension if not exists pgtap;
+select plan(5);
+
+select set_eq(
+    $$select job_name, schedule from maintenance.schedule$$,
+    $$
+    values
+    ('daily_vacuum_analyze', '30 3 * * *'),
+    ('weekly_report', '0 3 * * 0'),
+    ('monthly_capacity', '0 2 1 * *')
+    $$,
+    'the daily, weekly and monthly jobs: daily 03:30, Sundays 03:00, the 1st 02:00'
+);
+select is_empty(
+    $$
+    select s.job_name
+    from maintenance.schedule as s
+    where
+        s.command !~ '^select maintenance\.[a-z_]+\(\)$'
+        or not exists (
+            select 1 from pg_catalog.pg_proc as p
+            where
+                p.pronamespace = 'maintenance'::regnamespace
+                and p.proname = substring(s.command from 'maintenance\.([a-z_]+)')
+                and p.pronargdefaults = p.pronargs
+        )
+    $$,
+    'every command is one call of a maintenance function whose arguments all have defaults'
+);
+select is_empty(
+    $$
+    select s.job_name from maintenance.schedule as s
+    where s.command <> 'select maintenance.' || s.job_name || '()'
+    $$,
+    'every job calls the function of its own name'
+);
+select is(
+    (select json_array_length(maintenance.cron_jobs())),
+    (select count(*)::int from maintenance.schedule),
+    'cron_jobs() gives one pg_cron job per schedule row'
+);
+select is(
+    (
+        select array_agg(j ->> 'jobname' order by j ->> 'jobname')
+        from json_array_elements(maintenance.cron_jobs()) as j
+    ),
+    (
+        select array_agg(s.job_name || '@' || current_database() order by s.job_name)
+        from maintenance.schedule as s
+    ),
+    'the pg_cron job names are <job_name>@<database>'
+);
+
+select * from finish();
+rollback;
