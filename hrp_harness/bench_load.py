@@ -18,7 +18,8 @@ Scenarios (each prints a table and one JSON line last):
              10 clients' p95 per second, and how long after the spike their p95 needs to come back
              within twice its value before the spike
   endurance  50 clients for `minutes` (default 10), session pool: transactions/s and the server's
-             memory (RSS of the postmaster and its children) per minute, throughput drift
+             memory (private memory of the postmaster and its children, shared memory once) per
+             minute, throughput drift (last minute against the first)
   volume     each read query alone, one client direct, at production size and at 10x (two
              throwaway clusters, one run, query by query): each query's p95 at both sizes and the ratio
 """
@@ -172,8 +173,8 @@ def app_mix() -> list[tuple[str, int]]:
 
 
 def server_memory_mb(pid: int) -> float:
-    """RSS of the postmaster and its children (shared buffers counted once per process that
-    touched them: an upper bound, what `top` would add up), in MB."""
+    """The server's memory in MB: the private memory (USS) of the postmaster and each of its
+    children, plus the shared memory (shared buffers and the rest) once."""
     total = 0
     try:
         root = psutil.Process(pid)
@@ -290,7 +291,7 @@ def scenario_endurance(bench: Bench, minutes: float) -> tuple[list[list[str]], d
     mem = {}
     for minute, mb in memory:
         mem[minute] = mb
-    rows = [["minute", "transactions/s", "server memory MB (RSS of postmaster + backends)"]]
+    rows = [["minute", "transactions/s", "server memory MB at the minute's start (private + shared once)"]]
     for m in sorted(set(tps_minute) | set(mem)):
         rows.append([str(m + 1), f"{tps_minute.get(m, float('nan')):,.1f}", f"{mem.get(m, '-')}"])
     result = {"minutes": minutes, "tps": run["tps"], "errors": run["errors"], "tps_per_minute": tps_minute,

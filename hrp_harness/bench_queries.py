@@ -522,7 +522,8 @@ def run(size: str = "production", seconds: float = 10.0, seed: int = 1, echo=pri
                 and pgf["users50_errors"] == 0,
             "no sequential scan of predictions in any plan": all(c.ok for c in plans),
         }
-        if latency_1x:
+        if latency_1x:  # the targets above are the production size's; at 10x: the ratio, the plans
+            checks = {k: v for k, v in checks.items() if k.startswith("no sequential scan")}
             checks[f"every query's p95 at 10x <= {TARGET_10X_RATIO:g} x its 1x p95"] = all(
                 pg[n]["p95"] <= TARGET_10X_RATIO * latency_1x[n]["p95"] for n in READS)
             pgf["queries_1x"] = latency_1x
