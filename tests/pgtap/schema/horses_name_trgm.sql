@@ -16,8 +16,8 @@ select has_index(
     'index_horses_on_horse_name_trgm is on (horse_name)'
 );
 select index_is_type(
-    'public', 'horses', 'index_horses_on_horse_name_trgm', 'gin',
-    'index_horses_on_horse_name_trgm is a GIN index'
+    'public', 'horses', 'index_horses_on_horse_name_trgm', 'gist',
+    'index_horses_on_horse_name_trgm is a GiST index (an index scan stops at the LIMIT)'
 );
 select isnt(
     obj_description('public.index_horses_on_horse_name_trgm'::regclass, 'pg_class'), null,
