@@ -58,7 +58,7 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
     Without --sqlite the generated sample is loaded only into a database that holds no rows and no
     load ever wrote; a database holding data keeps every row (deploy then applies what is pending
     and says it left the data alone)."""
-    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster
+    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster, pooled_dsn
     from hrp_harness.passwords import secrets_file
 
     target = deploy_and_load(dsn, sqlite, source_timezone, mapping=mapping)
@@ -66,8 +66,12 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
         cluster = embedded_cluster()
         print(f"deployed. Connect with:\n  psql '{target}'\n"
               f"(as the OS user that ran deploy; the server listens on 127.0.0.1:{cluster.port})\n"
-              f"The application over TCP (TLS 1.3, server certificate verified, SCRAM password "
-              f"from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{app_dsn(cluster)}'")
+              f"The application, through PgBouncer (session pooling; TLS 1.3, certificate verified, "
+              f"SCRAM password from HRP_APP_PASSWORD or {secrets_file()}):\n  psql '{pooled_dsn(cluster)}'\n"
+              f"Transaction pooling, for clients without prepared statements (psycopg "
+              f"prepare_threshold=None):\n  psql '{pooled_dsn(cluster, transaction_pooling=True)}'\n"
+              f"The application over TCP straight to PostgreSQL (TLS 1.3, server certificate verified, "
+              f"SCRAM password as above):\n  psql '{app_dsn(cluster)}'")
     else:
         print("deployed.")
 
@@ -126,20 +130,23 @@ def status(c):
 
 @task
 def start(c):
-    """Start the embedded cluster (after `invoke stop`)."""
-    from hrp_harness.deploy import embedded_cluster
+    """Start the embedded cluster and its PgBouncer (after `invoke stop`)."""
+    from hrp_harness.deploy import embedded_cluster, start_pooler
 
     cluster = embedded_cluster()
     cluster.start()
-    print(f"started on 127.0.0.1:{cluster.port}")
+    pooler = start_pooler(cluster)
+    print(f"started on 127.0.0.1:{cluster.port}, PgBouncer on 127.0.0.1:{pooler.port}")
 
 
 @task
 def stop(c):
-    """Stop the embedded cluster (by its data directory)."""
+    """Stop the embedded cluster's PgBouncer (by pid), then the cluster (by its data directory)."""
     from hrp_harness.deploy import embedded_cluster
+    from hrp_harness.pgbouncer import PgBouncer
 
     cluster = embedded_cluster()
+    PgBouncer(cluster).stop()
     cluster.stop()
     print("stopped" if cluster.initialized else "no embedded cluster")
 
@@ -213,6 +220,37 @@ def bench_migration(c, size="production", seed=1, repeat=3):
     from hrp_harness.bench_migration import run
 
     run(size=size, seed=int(seed), repeat=int(repeat))
+
+
+@task(name="queries", help={"size": "production (default) or 10x (then the production size too, same run: "
+                                     "each query's 10x / 1x ratio)",
+                             "seconds": "how long the 50 concurrent users run per engine (default 10)",
+                             "seed": "seed of the sample and of the query parameters"})
+def bench_queries(c, size="production", seconds=10, seed=1):
+    """Benchmark: the app's queries on SQLite and PostgreSQL (and through PgBouncer) side by side, via
+    SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
+    from hrp_harness.bench_queries import run
+
+    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
+    sys.exit(0 if result["postgres"]["targets_met"] else 1)
+
+
+@task(name="load", help={"scenario": "load (50 clients), stress (clients stepped up to the knee), spike "
+                                     "(10 -> 200 clients), endurance (default 10 min) or volume (10x size)",
+                         "seconds": "length of a run / step (defaults: load 60, stress 15 a step, spike 20 "
+                                    "a phase, volume 5 per query and size)",
+                         "minutes": "endurance: how long (default 10)",
+                         "seed": "seed of the sample"})
+def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
+    """Load scenarios with pgbench running the app's queries (custom scripts); a table and a last JSON
+    line. Exit 1: the scenario's target missed."""
+    from hrp_harness.bench_load import run
+
+    result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
+                 minutes=inputs.positive_number(minutes, "--minutes"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
+    sys.exit(0 if result["targets_met"] else 1)
 
 
 @task(name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
@@ -481,7 +519,7 @@ ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status
 ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
                              backup_check, backup_logical, backup_logical_restore))
 ns.add_task(restore)
-ns.add_collection(Collection("bench", bench_migration, bench_partitioning))
+ns.add_collection(Collection("bench", bench_migration, bench_partitioning, bench_queries, bench_load))
 
 
 # -- Routine maintenance (pg_cron jobs, pg_repack, the schedule): hrp_harness/maintenance.py.

@@ -23,6 +23,7 @@ from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, tls
 from .paths import CONF, pgbin
+from .sizing import Host, sized_values
 from .server_user import (
     chown_for_server,
     current_os_user,
@@ -51,8 +52,12 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
-def host_memory_mb() -> int:
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+def max_connections() -> int:
+    """max_connections as conf/base.conf sets it (work_mem is sized per connection)."""
+    found = re.search(r"^max_connections\s*=\s*(\d+)", (CONF / "base.conf").read_text(), re.M)
+    if not found:
+        raise HarnessError(f"{CONF / 'base.conf'} sets no max_connections")
+    return int(found.group(1))
 
 
 def render(template: Path, values: dict[str, str]) -> str:
@@ -126,6 +131,7 @@ class Cluster:
     client_networks: tuple[str, ...] = ("127.0.0.1/32",)
     fragments: tuple[str, ...] = DEFAULT_FRAGMENTS
     extra_conf: dict[str, str] = field(default_factory=dict)
+    host: Host | None = None  # None: this machine (sizing.py)
 
     def __post_init__(self) -> None:
         self.base = Path(self.base).resolve()
@@ -193,22 +199,16 @@ class Cluster:
         return self
 
     def conf_values(self, tls_files: tls.TlsFiles | None = None) -> dict[str, str]:
-        ram = host_memory_mb()
         if tls_files is None:
             tls_files = tls.TlsFiles(self.tls_dir / "server.crt", self.tls_dir / "server.key",
                                      self.tls_dir / "ca.crt", None)
-        if self.shared_buffers_mb:  # a small throwaway cluster: keep the spec's 1:3 ratio
-            shared, cache = self.shared_buffers_mb, self.shared_buffers_mb * 3
-        else:  # the spec's ratios for a 64 GB host: 16 GB shared_buffers, 48 GB cache
-            shared, cache = min(ram // 4, 16 * 1024), min(ram * 3 // 4, 48 * 1024)
         return {
             "PORT": str(self.port),
             "LISTEN_ADDRESSES": "127.0.0.1",
             "SOCKET_DIR": str(self.socket_dir),
             "LOG_DIRECTORY": "log",
-            "SHARED_BUFFERS": f"{shared}MB",
-            "EFFECTIVE_CACHE_SIZE": f"{cache}MB",
-            "MAINTENANCE_WORK_MEM": f"{max(64, min(ram // 32, 2048))}MB",
+            # memory, cores, WAL: sizing.py's rules for this host (or self.host)
+            **sized_values(self.host or Host.this_machine(), max_connections(), self.shared_buffers_mb),
             "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
             "ADMIN_OS_USER": current_os_user(),
@@ -314,8 +314,14 @@ class Cluster:
             self.restart()
 
     def destroy(self) -> None:
-        """Stop the server and delete everything under base (throwaway clusters only)."""
+        """Stop the server, and the servers beside it under base (PgBouncer: base/*/*.pid), by
+        pid; delete everything under base (throwaway clusters only)."""
+        from .procs import read_pid, stop_pid
+
         try:
+            for pidfile in self.base.glob("*/*.pid"):
+                if pidfile.parent != self.datadir:  # postmaster.pid: pg_ctl below
+                    stop_pid(read_pid(pidfile), timeout=10)
             self.stop(mode="immediate")
         finally:
             shutil.rmtree(self.base, ignore_errors=True)

@@ -13,6 +13,7 @@ from .inputs import database_name, sqlite_source
 from .maintenance import schedule_jobs
 from .migration.source import read_mapping
 from .passwords import ensure_role_passwords
+from .pgbouncer import PgBouncer
 from .paths import state_dir
 from .serverconf import advice_lines, server_advice
 
@@ -43,6 +44,9 @@ def start_embedded(echo=print) -> Cluster:
         if pending:
             echo(f"restarting PostgreSQL: changed settings need it ({', '.join(pending)})")
             cluster.restart()
+    pooler = PgBouncer(cluster)
+    if pooler.running:  # conf.install: its configuration too (a reload keeps the clients)
+        pooler.configure()
     return cluster
 
 
@@ -93,6 +97,7 @@ def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = Non
     jobs (pg_cron; without it a notice, not a failure); returns the superuser DSN of the deployed
     database. With dsn, also lists the server-wide settings a DBA must install.
     Writes no row of the spec's tables (deploy_data does, when asked or when there are none)."""
+    cluster = None
     if dsn is None:
         cluster = start_embedded(echo)
         target = ensure_database(cluster.dsn(DATABASE), echo, source_timezone)
@@ -104,7 +109,15 @@ def deploy(dsn: str | None = None, echo=print, source_timezone: str | None = Non
     if dsn is not None:
         for line in advice_lines(server_advice(target)):
             echo(line)
+    else:  # the embedded cluster's way in for the app: PgBouncer, its userlist in step with the passwords
+        pooler = start_pooler(cluster)
+        echo(f"PgBouncer on 127.0.0.1:{pooler.port} (pid {pooler.pid})")
     return target
+
+
+def start_pooler(cluster: Cluster) -> PgBouncer:
+    """Start (or re-configure and reload) the embedded cluster's PgBouncer."""
+    return PgBouncer(cluster).start()
 
 
 def data_held(target: str) -> str | None:
@@ -153,26 +166,45 @@ def deploy_and_load(dsn: str | None = None, sqlite: str | None = None, source_ti
 
 
 def app_dsn(cluster: Cluster, role: str = "hrp_app", dbname: str = DATABASE) -> str:
-    """TCP conninfo of a login role, TLS verified (verify-full against the cluster's CA); the
-    password is not in it (PGPASSWORD, ~/.pgpass, or the secrets file)."""
+    """TCP conninfo of a login role straight to PostgreSQL, TLS verified (verify-full against the
+    cluster's CA); the password is not in it (PGPASSWORD, ~/.pgpass, or the secrets file)."""
     return cluster.tcp_dsn(dbname, role)
 
 
+def pooled_dsn(cluster: Cluster, role: str = "hrp_app", transaction_pooling: bool = False) -> str:
+    """The application's connection string: through the cluster's PgBouncer (session pooling;
+    transaction_pooling: the _tx entry), TLS verified, no password."""
+    return PgBouncer(cluster).dsn(role, transaction_pooling=transaction_pooling)
+
+
 def status_lines() -> list[str]:
+    """What `invoke status` prints: the cluster, PgBouncer, the ledger; the last line one JSON
+    object with app_dsn (through PgBouncer) and direct_dsn (straight to PostgreSQL)."""
+    import json
+
     cluster = embedded_cluster()
     if not cluster.initialized:
         return [f"embedded cluster: not initialised (run `invoke deploy`); state dir {cluster.base}"]
+    pooler = PgBouncer(cluster)
+    summary = {"running": cluster.running, "pooler_running": pooler.running,
+               "app_dsn": pooled_dsn(cluster) if pooler.configured else None,
+               "app_tx_dsn": pooled_dsn(cluster, transaction_pooling=True) if pooler.configured else None,
+               "direct_dsn": app_dsn(cluster), "admin_dsn": cluster.dsn(DATABASE)}
     if not cluster.running:
-        return [f"embedded cluster: stopped ({cluster.datadir}); `invoke start` starts it"]
+        return [f"embedded cluster: stopped ({cluster.datadir}); `invoke start` starts it",
+                json.dumps(summary)]
     lines = [f"embedded cluster: running, pid {cluster.pid}, 127.0.0.1:{cluster.port}, "
              f"data {cluster.datadir}"]
+    lines.append(f"PgBouncer: running, pid {pooler.pid}, 127.0.0.1:{pooler.port}" if pooler.running
+                 else "PgBouncer: not running (`invoke start` or `invoke deploy` starts it)")
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         has_db = conn.execute("select 1 from pg_database where datname = %s", (DATABASE,)).fetchone()
     if not has_db:
-        return [*lines, f"database {DATABASE}: not created (run `invoke deploy`)"]
+        return [*lines, f"database {DATABASE}: not created (run `invoke deploy`)", json.dumps(summary)]
     with psycopg.connect(cluster.dsn(DATABASE)) as conn:
         ledger = read_ledger(conn)
         last = conn.execute("select max(applied_at) from hrp_deploy.ledger").fetchone()[0] if ledger else None
     lines.append(f"database {DATABASE}: {len(ledger)} file(s) applied, last at {last}")
     lines.append(f"connect: psql '{cluster.dsn(DATABASE)}'")
+    lines.append(json.dumps(summary))
     return lines

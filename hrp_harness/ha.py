@@ -30,6 +30,7 @@ from hrp_harness import HarnessError, procs, tls, writeload
 from hrp_harness.backup import PgInstance, Repository, read_fragment
 from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, port_in_use, render
 from hrp_harness.deploy import DATABASE, deploy
+from hrp_harness.haproxy import HaProxy, ReadProbe
 from hrp_harness.paths import CONF, PGBIN, VENV_BIN, state_dir
 from hrp_harness.server_user import as_server_user, current_os_user, server_user
 
@@ -337,6 +338,8 @@ class HaCluster:
         bootstrap_s = time.monotonic() - started
         if apply_schema:
             deploy(self.dsn(DATABASE), echo=lambda *_: None)
+        # -- HAProxy hook (issue 13): the read-write, read-only and reports ports (haproxy.py) --
+        HaProxy(self).start()
         return {"bootstrap_s": round(bootstrap_s, 1), **self.status()}
 
     def _recover(self, timeout: float, echo) -> None:
@@ -378,6 +381,7 @@ class HaCluster:
         """Continue stopped processes, stop replicas, then the leader (no failover churn), then
         etcd; wipe removes the state once every process is gone."""
         if self.meta is not None:
+            HaProxy(self).stop()  # -- HAProxy hook (issue 13): stopped first, by pid
             self.thaw()
             leader = self.leader() if self.etcd_pid() else None
             for name in sorted(NODES, key=lambda n: n == leader):
@@ -526,7 +530,7 @@ class HaCluster:
 
     def status(self) -> dict:
         """Members (role, state, host, port, timeline, lag, tags, pids of Patroni and postmaster),
-        health, the multi-host DSN, the endpoints (none yet: HAProxy is a later issue)."""
+        health, the multi-host DSN, the endpoints (HAProxy's ports; None while it is not running)."""
         view = self.cluster_view() if self.meta else None
         members = []
         for m in (view or {}).get("members", []):
@@ -541,7 +545,9 @@ class HaCluster:
                 "running": bool(members), "paused": bool(view and view.get("pause")),
                 "healthy": not problems, "problems": problems, "members": members,
                 "dsn": self.dsn() if self.meta else None,
-                "endpoints": {"read_write": None, "read_only": None}}
+                # -- HAProxy hook (issue 13): read_write, read_only, reports --
+                "endpoints": HaProxy(self).endpoints() if self.meta else
+                {"read_write": None, "read_only": None, "reports": None}}
 
     # -- connection strings --------------------------------------------------------------------
     def _client_tls(self) -> dict[str, str]:
@@ -706,22 +712,28 @@ class HaCluster:
         return {"paused": bool((self.cluster_view() or {}).get("pause"))}
 
     # -- the failover drill --------------------------------------------------------------------
-    def drill(self, warmup_s: float = 2.0, after_s: float = 2.0, rejoin_timeout: float = 180) -> dict:
-        """Kill the primary under write load; measure RTO and lost commits; rejoin the old primary."""
+    def drill(self, warmup_s: float = 2.0, after_s: float = 2.0, rejoin_timeout: float = 180,
+              write_dsn: str | None = None) -> dict:
+        """Kill the primary under write load (through write_dsn, default the multi-host DSN);
+        measure RTO and lost commits; rejoin the old primary."""
         self.require()
         self.wait_healthy(timeout=120)
         writeload.prepare_table(self.dsn())
         old = self.leader()
-        load = writeload.WriteLoad(self.dsn(connect_timeout=1)).start()
+        load = writeload.WriteLoad(write_dsn or self.dsn(connect_timeout=1)).start()
         time.sleep(warmup_s)
         if not load.record.acks:
             load.stop()
             raise HaError(f"drill writer failed before the kill: {load.record.last_error}")
         old_port = self.pg_port(old)
         killed_at = self.kill_node(old)
+        # -- HAProxy hook (issue 13): through HAProxy every ack shows HAProxy's port, so "another
+        # member" is told by time instead: a connection opened after every process of the old
+        # primary is gone (kill_node returns once they are) cannot have reached it.
+        all_dead_at = time.monotonic()
 
         def first_ack() -> float | None:
-            return load.record.first_ack_after(killed_at, new_connection=True, other_than_port=old_port)
+            return load.record.first_ack_after(all_dead_at, new_connection=True, other_than_port=old_port)
 
         try:
             self._wait(lambda: first_ack() is not None, 180,
@@ -830,7 +842,14 @@ def run_drill(timings_name: str = "drill", base: Path | None = None) -> tuple[di
     brought up for it). Returns the result (with "targets_met") and the summary lines, the last
     one the result as one JSON object."""
     with timings_for_run(timings_name, base) as cluster:
-        result = cluster.drill()
+        # -- HAProxy hook (issue 13): writes through the read-write port (RTO measured there, the
+        # one address the app uses), reads through the read-only port counted during the failover
+        proxy = HaProxy(cluster).start()
+        write_dsn = psycopg.conninfo.make_conninfo(proxy.dsn("read_write", connect_timeout="1"),
+                                                   password=cluster.password())
+        with ReadProbe(proxy) as probe:
+            result = cluster.drill(write_dsn=write_dsn)
+        result.update(ro_errors=probe.errors, ro_reads=probe.reads, via="haproxy")
     result["rto_target_s"] = RTO_TARGET_S[timings_name]
     result["targets_met"] = result["lost_commits"] == 0 and result["rto_s"] <= result["rto_target_s"]
     t = result["timings"]
@@ -841,6 +860,8 @@ def run_drill(timings_name: str = "drill", base: Path | None = None) -> tuple[di
         f"RTO (kill -> first acknowledged write on a new connection): {result['rto_s']} s"
         f" (target <= {result['rto_target_s']:.0f} s)",
         f"lost commits: {result['lost_commits']} of {result['acked_commits']} acknowledged (target 0)",
+        f"reads through HAProxy's read-only port during the drill: {result['ro_reads']} served, "
+        f"{result['ro_errors']} errors",
         f"old primary rejoined as a replica in {result['rejoin_s']} s"
         f" ({'after pg_rewind' if result['pg_rewind_ran'] else 'without pg_rewind'})",
         f"targets {'met' if result['targets_met'] else 'MISSED'}",
@@ -876,6 +897,9 @@ def status_lines(status: dict) -> list[str]:
     if status["paused"]:
         lines.append("maintenance mode: Patroni is paused (`invoke cluster.resume`)")
     lines.append("healthy" if status["healthy"] else "NOT healthy: " + "; ".join(status["problems"]))
+    # -- HAProxy hook (issue 13): the ports the app uses --
+    for endpoint, dsn in status["endpoints"].items():
+        lines.append(f"{endpoint}: {dsn or 'HAProxy not running (`invoke cluster.up`)'}")
     members = [{k: m[k] for k in ("name", "role", "state", "host", "port", "timeline", "lag", "pids")}
                for m in status["members"]]
     lines.append(json.dumps({"healthy": status["healthy"], "problems": status["problems"],

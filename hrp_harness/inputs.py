@@ -86,3 +86,14 @@ def writable_file(path: str | os.PathLike, option: str) -> Path:
     if not os.access(parent, os.W_OK | os.X_OK):
         raise HarnessError(f"{option} {path}: directory {parent} is not writable")
     return target
+
+
+def positive_number(value, option: str) -> float:
+    """A number > 0 given on the command line (seconds, durations); one clear line otherwise."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise HarnessError(f"{option} must be a number, not {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise HarnessError(f"{option} must be a positive number, not {value!r}")
+    return number

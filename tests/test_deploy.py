@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ from hrp_harness import HarnessError
 from hrp_harness.apply import read_plan
 from hrp_harness.cluster import Cluster
 from hrp_harness.deploy import deploy
+from hrp_harness.pgbouncer import PgBouncer
 from hrp_harness.paths import REPO
 from hrp_harness.server_user import is_root
 
@@ -110,13 +112,20 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
     status = invoke("status", state=state_dir)
     assert f"running, pid {cluster.pid}, 127.0.0.1:{cluster.port}" in status.stdout
     assert f"{len(read_plan())} file(s) applied" in status.stdout
+    # the last line: the application's string through PgBouncer, and the direct one
+    summary = json.loads(status.stdout.strip().splitlines()[-1])
+    pooler = PgBouncer(cluster)
+    assert f"psql '{summary['app_dsn']}'" in first.stdout and f"port={pooler.port} " in summary["app_dsn"]
+    assert summary["direct_dsn"] == conninfo and summary["pooler_running"]
+    with psycopg.connect(summary["app_dsn"], password=TEST_PASSWORDS["hrp_app"]) as conn:
+        assert conn.execute("select count(*) from races where race_name = 'Written By The App'").fetchone()[0] == 1
 
     stopped = invoke("stop", state=state_dir)
-    assert stopped.returncode == 0 and not cluster.running
+    assert stopped.returncode == 0 and not cluster.running and not pooler.running
     assert "stopped" in invoke("status", state=state_dir).stdout
     again = invoke("deploy", state=state_dir)  # a stopped cluster is started again, data kept
     assert again.returncode == 0, again.stderr
-    assert cluster.running and "apply: nothing to do" in again.stdout
+    assert cluster.running and "apply: nothing to do" in again.stdout and pooler.running
 
 
 HOSTILE = 'hrp "db"; drop database postgres; --'

@@ -18,13 +18,14 @@ import time
 import psutil
 import psycopg
 import pytest
-from conftest import new_cluster_base
+from conftest import TEST_PASSWORDS, new_cluster_base
 
 from hrp_harness import procs
 from hrp_harness.apply import read_plan
 from hrp_harness.chaos import FAULTS, run_chaos
 from hrp_harness.deploy import DATABASE
 from hrp_harness.ha import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
+from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
 from hrp_harness.paths import REPO
 
 
@@ -88,12 +89,42 @@ def test_replication_settings_from_the_conf_fragments(ha_cluster):
         assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is True
 
 
+def test_haproxy_routes_by_patroni_role(ha_cluster):
+    """The read-write port reaches the leader, the read-only port alternates over the replicas,
+    the reports port reaches standby2; the app's roles log in through them (TLS verified)."""
+    ha_cluster.wait_healthy()
+    proxy = HaProxy(ha_cluster)
+    assert proxy.pid is not None  # started by up()
+    password = ha_cluster.password()
+    ports = {ha_cluster.pg_port(n): n for n in NODES}
+
+    def served(endpoint: str) -> tuple[str, bool]:
+        with psycopg.connect(proxy.dsn(endpoint), password=password) as conn:
+            port, recovery = conn.execute("select inet_server_port(), pg_is_in_recovery()").fetchone()
+            assert conn.pgconn.ssl_in_use
+        return ports[port], recovery
+
+    assert served("read_write") == (ha_cluster.leader(), False)
+    readers = {served("read_only") for _ in range(6)}
+    assert readers == {(n, True) for n in NODES if n != ha_cluster.leader()}
+    if ha_cluster.leader() != REPORTS_MEMBER:
+        assert served("reports") == (REPORTS_MEMBER, True)
+    # the app roles' passwords are the session's (conftest: HRP_*_PASSWORD)
+    with psycopg.connect(proxy.endpoints()["read_write"], password=TEST_PASSWORDS["hrp_app"]) as conn:
+        assert conn.execute("select current_user, pg_is_in_recovery()").fetchone() == ("hrp_app", False)
+    with psycopg.connect(proxy.endpoints()["read_only"], password=TEST_PASSWORDS["hrp_readonly"]) as conn:
+        assert conn.execute("select pg_is_in_recovery()").fetchone()[0] is True
+
+
 def test_failover_under_write_load_loses_no_commit(ha_cluster):
     old = ha_cluster.leader()
     result, lines = run_drill("drill", base=ha_cluster.base)
     summary = json.loads(lines[-1])
     assert summary["lost_commits"] == 0
     assert summary["acked_commits"] > 100
+    # through HAProxy: writes at the read-write port, reads at the read-only port counted
+    assert summary["via"] == "haproxy" and summary["ro_reads"] > 20
+    assert summary["ro_errors"] <= summary["ro_reads"] // 4, summary
     # The RTO target (<= 15 s at these timings) is the drill's to judge (`invoke cluster.drill`
     # exits 1 when missed); a loaded machine must not fail the suite. Here: failover happened
     # within the spec's RTO of 2 minutes, and the drill reports the target it judged by.
@@ -235,7 +266,11 @@ def test_status_exit_code_json_and_member_stop_start(ha_cluster):
         assert set(member) == {"name", "role", "state", "host", "port", "timeline", "lag", "pids"}
         assert member["pids"]["patroni"] and member["pids"]["postmaster"]
     assert "target_session_attrs=read-write" in status["dsn"]
-    assert status["endpoints"] == {"read_write": None, "read_only": None}
+    proxy = HaProxy(ha_cluster)
+    assert status["endpoints"] == proxy.endpoints() and set(status["endpoints"]) == {
+        "read_write", "read_only", "reports"}
+    assert f"port={proxy.ports['read_write']} user=hrp_app dbname=hrp_database" in status["endpoints"]["read_write"]
+    assert f"read_only: {status['endpoints']['read_only']}" in done.stdout
     assert "sync_priority=" in done.stdout  # tags shown
     replica = next(n for n in NODES if n not in (ha_cluster.leader(), ha_cluster.sync_standby()))
     done = _invoke(ha_cluster.base, "cluster.member", "--name", replica, "stop")

@@ -108,9 +108,9 @@ select indexes_are(
     array[
         'horses_pkey', 'unique_horse_name', 'idx_horses_jockey', 'idx_horses_trainer',
         'idx_horses_age_weight', 'idx_horses_pedigree_gin', 'idx_horses_stats_gin',
-        'idx_horses_trainer_age'
+        'idx_horses_trainer_age', 'index_horses_on_horse_name_trgm'
     ]::name[],
-    'horses has exactly the expected indexes'
+    'horses has exactly the expected indexes (the spec''s and schema/0030''s trigram index)'
 );
 select hasnt_index(
     'public', 'horses', 'idx_horses_name',

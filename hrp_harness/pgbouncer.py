@@ -1,0 +1,180 @@
+"""PgBouncer 1.18 in front of a cluster: the application's way in (conf/pgbouncer.ini.template).
+
+One controller shape, as every server the harness runs: configure, start (as the server user, by
+pid), wait until ready with a deadline, stop by pid. Its files live in CLUSTER_BASE/pgbouncer/:
+pgbouncer.ini (port kept there), userlist.txt (0600: the login roles' SCRAM verifiers, copied from
+pg_authid by `sync_userlist`, which every deploy and start runs, so it stays in step with the
+passwords deploy sets), pgbouncer.pid, pgbouncer.log.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import make_conninfo
+
+from . import HarnessError, procs
+from .cluster import APP_DATABASE, Cluster, port_in_use, render
+from .paths import CONF
+from .server_user import chown_for_server
+
+#: The login roles PgBouncer serves (roles/roles.sql); the superuser goes to PostgreSQL directly.
+ROLES = ("hrp_app", "hrp_readonly", "hrp_backup")
+#: The transaction-pooled entry of the application database (the session-pooled one keeps its name).
+TX_SUFFIX = "_tx"
+#: Server connections: 60 session + 20 transaction = 80 of the cluster's max_connections 100, so
+#: that the superuser, replication, backups and monitoring keep room.
+SESSION_POOL_SIZE = 60
+TX_POOL_SIZE = 20
+MAX_CLIENT_CONN = 1000
+#: open files PgBouncer may hold (clients + server connections + its own), above its expected use
+FILE_LIMIT = 4096
+
+
+@dataclass
+class PgBouncer:
+    cluster: Cluster
+    port: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.port is None and self.ini.exists():
+            found = re.search(r"^listen_port = (\d+)", self.ini.read_text(), re.M)
+            self.port = int(found.group(1)) if found else None
+
+    # -- layout ------------------------------------------------------------------------------
+    @property
+    def base(self) -> Path:
+        return self.cluster.base / "pgbouncer"
+
+    @property
+    def ini(self) -> Path:
+        return self.base / "pgbouncer.ini"
+
+    @property
+    def userlist(self) -> Path:
+        return self.base / "userlist.txt"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.base / "pgbouncer.pid"
+
+    @property
+    def logfile(self) -> Path:
+        return self.base / "pgbouncer.log"
+
+    @property
+    def configured(self) -> bool:
+        return self.ini.exists()
+
+    # -- configuration -----------------------------------------------------------------------
+    def configure(self) -> None:
+        """Render pgbouncer.ini (a free port picked the first time) and the userlist."""
+        procs.server_dir(self.base)
+        if self.port is None:
+            self.port = procs.free_port()
+        tls_dir = self.cluster.tls_dir
+        values = {
+            "PORT": str(self.port), "PG_PORT": str(self.cluster.port), "DATABASE": APP_DATABASE,
+            "SESSION_POOL_SIZE": str(SESSION_POOL_SIZE), "TX_POOL_SIZE": str(TX_POOL_SIZE),
+            "MAX_CLIENT_CONN": str(MAX_CLIENT_CONN), "AUTH_FILE": str(self.userlist),
+            "LOG_FILE": str(self.logfile), "SOCKET_DIR": str(self.cluster.socket_dir),
+            "TLS_CERT": str(tls_dir / "server.crt"), "TLS_KEY": str(tls_dir / "server.key"),
+            "TLS_CA": str(tls_dir / "ca.crt"),
+        }
+        _write_server_file(self.ini, render(CONF / "pgbouncer.ini.template", values))
+        self.sync_userlist()
+
+    def sync_userlist(self) -> None:
+        """Copy the login roles' SCRAM verifiers from pg_authid into the userlist (0600, server
+        user's); reload a running PgBouncer (it re-reads the file only on reload)."""
+        with psycopg.connect(self.cluster.dsn(), autocommit=True) as conn:
+            rows = conn.execute("select rolname, rolpassword from pg_authid where rolname = any(%s)"
+                                " and rolcanlogin order by rolname", [list(ROLES)]).fetchall()
+        lines = []
+        for role, verifier in rows:
+            if verifier and verifier.startswith("SCRAM-SHA-256$"):
+                lines.append(f'"{role}" "{verifier}"\n')
+        text = "".join(lines)
+        if not self.userlist.exists() or self.userlist.read_text() != text:
+            _write_server_file(self.userlist, text)
+            if self.running:
+                self.reload()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        return procs.read_pid(self.pidfile)
+
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
+
+    def start(self, timeout: float = 30) -> PgBouncer:
+        """Configure, start as the server user, wait until it accepts connections."""
+        if not self.cluster.running:
+            raise HarnessError(f"PgBouncer needs its cluster running ({self.cluster.datadir})")
+        self.configure()
+        if self.running:
+            return self
+        if port_in_use(self.port):
+            raise HarnessError(f"PgBouncer's port {self.port} on 127.0.0.1 is taken by another program "
+                               f"(free it, or edit listen_port in {self.ini})")
+        if not self.logfile.exists():
+            self.logfile.touch()
+            chown_for_server(self.logfile)
+        # runuser's PAM session sets a soft limit of 1024 open files; PgBouncer needs one per client
+        # and server connection (it logs its "max expected fd use")
+        procs.spawn(["prlimit", f"--nofile={FILE_LIMIT}", "pgbouncer", str(self.ini)],
+                    self.base / "pgbouncer.out", self.pidfile, cwd=self.base)
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        """Until PgBouncer listens on its port (its log tail in the error otherwise)."""
+        deadline = time.monotonic() + timeout
+        while not port_in_use(self.port):
+            if self.pid is None:
+                raise HarnessError(f"PgBouncer exited at start; see {self.logfile}:\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise HarnessError(f"PgBouncer did not listen on 127.0.0.1:{self.port} within "
+                                   f"{timeout:.0f} s; see {self.logfile}:\n{self.log_tail()}")
+            time.sleep(0.05)
+
+    def reload(self) -> None:
+        """SIGHUP: re-read pgbouncer.ini and the userlist, keeping client connections."""
+        import signal
+
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGHUP)
+
+    def stop(self) -> None:
+        """Stop by pid: SIGTERM (PgBouncer 1.18: immediate shutdown, clients disconnected), SIGKILL
+        after 10 s."""
+        procs.stop_pid(self.pid, timeout=10)
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+    # -- connection strings ------------------------------------------------------------------
+    def dsn(self, role: str = "hrp_app", transaction_pooling: bool = False, **params: str) -> str:
+        """TCP conninfo through PgBouncer, TLS verified against the cluster's CA; no password."""
+        dbname = APP_DATABASE + (TX_SUFFIX if transaction_pooling else "")
+        params.setdefault("sslmode", "verify-full")
+        params.setdefault("sslrootcert", str(self.cluster.tls_dir / "ca.crt"))
+        return make_conninfo(host="127.0.0.1", port=self.port, user=role, dbname=dbname, **params)
+
+
+def _write_server_file(path: Path, text: str) -> None:
+    """A 0600 file of the server user (created 0600: never readable by others, not even briefly)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.chmod(path, 0o600)
+    chown_for_server(path)
