@@ -565,6 +565,23 @@ def test_sample_generator_is_deterministic_and_sized(tmp_path):
     assert uniques == (5_000, 100, 50_000) and orphans == 0
 
 
+def test_sample_beyond_production_size_has_more_trainers_not_larger_stables(tmp_path):
+    """Horses past the 50,400th get trainers of their own block (numbered, as the horse names): at 10x
+    a trainer keeps the stable size of 1x, so the trainer JOIN compares like with like."""
+    path = sample.generate(tmp_path / "big.sqlite", sample.Size(races=5, horses=100_800, predictions=5,
+                                                                users=2, credentials=1), seed=1)
+    con = sqlite3.connect(path)
+    try:
+        trainers, biggest = con.execute(
+            "select count(*), max(horses) from (select trainer, count(*) as horses from horses"
+            " group by trainer)").fetchone()
+        first_block = con.execute("select count(distinct trainer) from horses where id <= 50400").fetchone()[0]
+    finally:
+        con.close()
+    assert first_block <= 1_600 and trainers == 2 * first_block
+    assert biggest < 100  # ~31 on average; the first 1,600 names are not shared across blocks
+
+
 def test_load_over_tls_with_a_password_and_user_pgloader_cannot_take_in_a_url(pg_cluster, schema_db, tmp_path):
     """pgloader gets user, host and password through PGUSER, PGHOST, PGPASSWORD (its URLs have no
     quoting and do not decode escapes), and TLS."""

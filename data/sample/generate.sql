@@ -314,6 +314,8 @@ select
         select w from w_last
         where i = 1 + r5 % 40
     ),
+    -- trainers: 1,600 names per 50,400 horses, numbered beyond (as the horse names): a stable
+    -- keeps ~31 horses at every size, so a larger sample has more trainers, not larger stables
     (
         select w from w_first
         where i = 1 + r6 % 40
@@ -322,7 +324,8 @@ select
     || (
         select w from w_last
         where i = 1 + r7 % 40
-    ),
+    )
+    || case when n > 50400 then ' ' || (1 + (n - 1) / 50400) else '' end,
     case
         when r8 % 3 = 0
             then (
