@@ -12,7 +12,6 @@ import os
 import re
 import shutil
 import socket
-import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, tls
+from .conf import render, write_private
 from .paths import CONF, pgbin
 from .sizing import Host, sized_values
 from .server_user import (
@@ -58,27 +58,6 @@ def max_connections() -> int:
     if not found:
         raise HarnessError(f"{CONF / 'base.conf'} sets no max_connections")
     return int(found.group(1))
-
-
-def render(template: Path, values: dict[str, str]) -> str:
-    """Render a conf/ template: ${VAR} substitution; every variable must be given.
-
-    A line naming ${CLIENT_NETWORK} is repeated once per network in values["CLIENT_NETWORKS"]
-    (space-separated), so pg_hba.conf gets one line per allowed client network.
-    """
-    out = []
-    for line in template.read_text().splitlines():
-        if "${CLIENT_NETWORK}" in line:
-            lines = [line.replace("${CLIENT_NETWORK}", network)
-                     for network in values["CLIENT_NETWORKS"].split()]
-        else:
-            lines = [line]
-        for one in lines:
-            try:
-                out.append(string.Template(one).substitute(values))
-            except KeyError as missing:
-                raise HarnessError(f"{template}: no value for variable {missing}") from None
-    return "\n".join(out) + "\n"
 
 
 #: A client network with a shorter prefix (a /7 holds 33 million IPv4 addresses) needs the override.
@@ -243,9 +222,7 @@ class Cluster:
         files[self.datadir / "pg_hba.conf"] = render(CONF / "pg_hba.conf.template", values)
         files[self.datadir / "pg_ident.conf"] = render(CONF / "pg_ident.conf.template", values)
         for path, text in files.items():
-            path.write_text(text)
-            path.chmod(0o600)
-            chown_for_server(path)
+            write_private(path, text, server=True)
         main = self.datadir / "postgresql.conf"
         if "include_dir = 'conf.d'" not in main.read_text():
             with main.open("a") as conf:
@@ -363,14 +340,3 @@ class Cluster:
                 params.setdefault("sslrootcert", str(self.ca_file))
         return make_conninfo(host="127.0.0.1", port=self.port, user=user, dbname=dbname,
                              password=password, **params)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with psycopg.connect(self.dsn(), connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)

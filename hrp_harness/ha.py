@@ -11,7 +11,6 @@ as the server user and stopped by its pid or data directory.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import signal
@@ -21,14 +20,14 @@ import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from string import Template
 
 import psutil
 import psycopg
 
 from hrp_harness import HarnessError, procs, tls, writeload
-from hrp_harness.backup import PgInstance, Repository, read_fragment
-from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, port_in_use, render
+from hrp_harness.backup import PgInstance, Repository
+from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, port_in_use
+from hrp_harness.conf import fragment_values, render, write_private
 from hrp_harness.deploy import DATABASE, deploy
 from hrp_harness.haproxy import HaProxy, ReadProbe
 from hrp_harness.paths import CONF, PGBIN, VENV_BIN, state_dir
@@ -120,17 +119,14 @@ class HaCluster:
                           for i, n in enumerate(NODES)},
                 "timings": asdict(self.timings),
             }
-            secrets_file = self.base / "secrets.json"
-            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({k: secrets.token_urlsafe(24) for k in ("superuser", "replication", "rewind")},
-                          out)
+            write_private(self.base / "secrets.json", json.dumps(
+                {k: secrets.token_urlsafe(24) for k in ("superuser", "replication", "rewind")}))
             self.meta_file.write_text(json.dumps(self.meta, indent=2) + "\n")
         self.repository.write_config()
         etcd_dir = procs.server_dir(self.base / "etcd")
-        (etcd_dir / "etcd.yml").write_text(Template((CONF / "etcd.yml.template").read_text())
-                                           .substitute(name=f"{SCOPE}-etcd", data_dir=etcd_dir / "data",
-                                                       **self.meta["etcd"]))
+        (etcd_dir / "etcd.yml").write_text(render(CONF / "etcd.yml.template", {
+            "NAME": f"{SCOPE}-etcd", "DATA_DIR": etcd_dir / "data",
+            "CLIENT_PORT": self.meta["etcd"]["client_port"], "PEER_PORT": self.meta["etcd"]["peer_port"]}))
         # The check runs as the server user, which may not enter the repository: a copy here.
         shutil.copy(POSTMASTER_CHECK, self.base / POSTMASTER_CHECK.name)
         tls_files = tls.install(self.base / "tls")  # one local CA and certificate for 127.0.0.1
@@ -162,27 +158,25 @@ class HaCluster:
         # Every cluster's fragments (base, logging, audit, tuning), then the replication ones.
         params = {}
         for fragment in (*DEFAULT_FRAGMENTS, "replication-primary", "replication-standby"):
-            params.update(read_fragment(CONF / f"{fragment}.conf", placeholders))
+            params.update(fragment_values(CONF / f"{fragment}.conf", placeholders))
         # Patroni owns synchronous_standby_names in synchronous_mode (see the fragment's header);
         # archive_command names this node's data dir: a local setting, not the DCS's.
         params.pop("synchronous_standby_names")
         archive_command = params.pop("archive_command")
         pw = json.loads((self.base / "secrets.json").read_text())
         timings = self.meta["timings"]
-        text = Template((CONF / "patroni.yml.template").read_text()).substitute(
-            scope=SCOPE, name=name, etcd_hosts=f"127.0.0.1:{self.meta['etcd']['client_port']}",
-            rest_host="127.0.0.1", rest_port=self.meta["nodes"][name]["rest_port"],
-            pg_host="127.0.0.1", pg_port=self.pg_port(name), data_dir=self.data_dir(name),
-            socket_dir=self.socket_dir(name), bin_dir=PGBIN, pgpass=node / "pgpass",
-            parameters=json.dumps(params), archive_command=json.dumps(archive_command),
-            sync_priority=SYNC_PRIORITY[name], superuser_password=pw["superuser"],
-            replication_password=pw["replication"], rewind_password=pw["rewind"],
-            ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key, ssl_ca_file=tls_files.ca or "",
-            ssl_crl_file=tls_files.crl or "", **self._client_tls(), **self._hba(), **timings)
-        path = self.patroni_yml(name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+        values = {
+            "SCOPE": SCOPE, "NAME": name, "ETCD_HOSTS": f"127.0.0.1:{self.meta['etcd']['client_port']}",
+            "REST_HOST": "127.0.0.1", "REST_PORT": self.meta["nodes"][name]["rest_port"],
+            "PG_HOST": "127.0.0.1", "PG_PORT": self.pg_port(name), "DATA_DIR": self.data_dir(name),
+            "SOCKET_DIR": self.socket_dir(name), "BIN_DIR": PGBIN, "PGPASS": node / "pgpass",
+            "PARAMETERS": json.dumps(params), "ARCHIVE_COMMAND": json.dumps(archive_command),
+            "SYNC_PRIORITY": SYNC_PRIORITY[name], "SUPERUSER_PASSWORD": pw["superuser"],
+            "REPLICATION_PASSWORD": pw["replication"], "REWIND_PASSWORD": pw["rewind"],
+            "SSL_CERT_FILE": tls_files.cert, "SSL_KEY_FILE": tls_files.key,
+            "SSL_CA_FILE": tls_files.ca or "", "SSL_CRL_FILE": tls_files.crl or "",
+            **{k.upper(): v for k, v in {**self._client_tls(), **self._hba(), **timings}.items()}}
+        write_private(self.patroni_yml(name), render(CONF / "patroni.yml.template", values))
 
     # -- processes -----------------------------------------------------------------------------
     def _etcd_pidfile(self) -> Path:
@@ -567,9 +561,7 @@ class HaCluster:
         path = self.base / "harness.pgpass"
         lines = "".join(f"127.0.0.1:{self.pg_port(n)}:*:postgres:{self.password()}\n" for n in NODES)
         if not path.exists() or path.read_text() != lines:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(lines)
+            write_private(path, lines)
         return path
 
     def dsn(self, dbname: str = "postgres", connect_timeout: int = 2) -> str:

@@ -20,7 +20,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE, port_in_use, render
+from .cluster import APP_DATABASE, port_in_use
+from .conf import render
 from .paths import CONF
 
 if TYPE_CHECKING:

@@ -34,11 +34,12 @@ import psycopg
 import yaml
 
 from . import HarnessError, procs
-from .cluster import port_in_use, render
+from .cluster import port_in_use
+from .conf import render, write_private
 from .deploy import DATABASE, embedded_cluster
 from .passwords import role_passwords
 from .paths import CONF, state_dir
-from .server_user import chown_for_server, make_server_dir
+from .server_user import make_server_dir
 
 MONITOR_CONF = CONF / "monitoring"
 ROLE = "hrp_monitor"
@@ -318,7 +319,6 @@ class Stack:
             "DISK_MOUNTPOINTS": "|".join(sorted({re.escape(mountpoint(p))
                                                  for p in targets.disk_paths})).replace("'", "''"),
             "CLUSTER": targets.cluster,
-            "CLIENT_NETWORKS": "",  # render() wants it; no line of these templates repeats per network
         }))
         sink = f"http://{loopback}:{ports['webhook-sink']}"
         (etc / "alertmanager.yml").write_text(render(MONITOR_CONF / "alertmanager.yml.template", {
@@ -328,14 +328,9 @@ class Stack:
             "GROUP_WAIT": timing.group_wait,
             "GROUP_INTERVAL": timing.group_interval,
             "REPEAT_INTERVAL": timing.repeat_interval,
-            "CLIENT_NETWORKS": "",
         }))
         procs.give_tree(self.base, skip=("prometheus", "alertmanager", "webhook"))
-        secret = self.base / "secrets" / f"{ROLE}.password"
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(password + "\n")
-        chown_for_server(secret)
+        write_private(self.base / "secrets" / f"{ROLE}.password", password + "\n", server=True)
 
 
 def exporter_env(base: Path, target: dict) -> dict[str, str]:

@@ -18,7 +18,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE, Cluster, port_in_use, render
+from .cluster import APP_DATABASE, Cluster, port_in_use
+from .conf import render, write_private
 from .paths import CONF
 from .server_user import chown_for_server
 
@@ -85,7 +86,7 @@ class PgBouncer:
             "TLS_CERT": str(tls_dir / "server.crt"), "TLS_KEY": str(tls_dir / "server.key"),
             "TLS_CA": str(tls_dir / "ca.crt"),
         }
-        _write_server_file(self.ini, render(CONF / "pgbouncer.ini.template", values))
+        write_private(self.ini, render(CONF / "pgbouncer.ini.template", values), server=True)
         self.sync_userlist()
 
     def sync_userlist(self) -> None:
@@ -100,7 +101,7 @@ class PgBouncer:
                 lines.append(f'"{role}" "{verifier}"\n')
         text = "".join(lines)
         if not self.userlist.exists() or self.userlist.read_text() != text:
-            _write_server_file(self.userlist, text)
+            write_private(self.userlist, text, server=True)
             if self.running:
                 self.reload()
 
@@ -170,11 +171,3 @@ class PgBouncer:
         params.setdefault("sslrootcert", str(self.cluster.tls_dir / "ca.crt"))
         return make_conninfo(host="127.0.0.1", port=self.port, user=role, dbname=dbname, **params)
 
-
-def _write_server_file(path: Path, text: str) -> None:
-    """A 0600 file of the server user (created 0600: never readable by others, not even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
-    chown_for_server(path)

@@ -260,9 +260,9 @@ def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_dat
 
 
 def test_database_scope_audit_settings_equal_the_conf_fragments(app_database):
-    from hrp_harness.serverconf import _unquote, conf_settings
+    from hrp_harness.conf import conf_settings, unquote
 
-    wanted = {name: _unquote(value) for fragment, name, value in conf_settings(("audit",))}
+    wanted = {name: unquote(value) for fragment, name, value in conf_settings(("audit",))}
     with psycopg.connect(app_database) as conn:
         config = conn.execute(
             "select unnest(setconfig) from pg_db_role_setting"
