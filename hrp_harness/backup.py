@@ -18,10 +18,11 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from hrp_harness import HarnessError
-from hrp_harness.cluster import Cluster, free_port
+from hrp_harness.cluster import Cluster
 from hrp_harness.conf import fragment_values, render, write_private
 from hrp_harness.paths import CONF, state_dir
-from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
+from hrp_harness.procs import free_port, wait_until
+from hrp_harness.server_user import chown_for_server, make_server_dir, run_as_server
 
 STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
@@ -129,9 +130,8 @@ class Repository:
         """pgbackrest COMMAND as the server user; prefix wraps it (the retention test runs expire
         under `faketime +31 days`); env adds variables (PGBACKREST_* override the config)."""
         env = {**os.environ, **env} if env else None
-        argv = as_server_user([*prefix, "pgbackrest", f"--config-path={self.base}",
-                               f"--stanza={self.stanza}", *options, command])
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env, cwd="/")
+        proc = run_as_server([*prefix, "pgbackrest", f"--config-path={self.base}", f"--stanza={self.stanza}",
+                              *options, command], capture_output=True, text=True, errors="replace", env=env)
         if check and proc.returncode != 0:
             output = proc.stderr.strip() or proc.stdout.strip()
             hint = ""
@@ -256,20 +256,20 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
     except HarnessError as exc:
         raise BackupError(f"the restored copy did not start: {_fatal_line(copy)}\n{exc}\n--- "
                           f"{_server_log_tail(copy)}") from None
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def recovered() -> bool:
         try:
             with psycopg.connect(copy.dsn(), connect_timeout=5) as conn:
-                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
-                    return copy
+                return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
         except psycopg.OperationalError:
             if not copy.running:  # recovery ended the server: say why now, not at the deadline
                 raise BackupError(f"the restored copy in {copy.datadir} stopped during recovery: "
                                   f"{_fatal_line(copy)}\n--- {_server_log_tail(copy)}") from None
-        if time.monotonic() > deadline:
-            raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
-                              f" see {copy.logfile}")
-        time.sleep(0.2)
+            return False
+    wait_until(recovered, timeout, "the restored copy's recovery", error=BackupError,
+               message=f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s; "
+                       f"see {copy.logfile}")
+    return copy
 
 
 def _fatal_line(cluster: Cluster) -> str:

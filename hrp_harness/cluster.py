@@ -11,7 +11,6 @@ import ipaddress
 import os
 import re
 import shutil
-import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from psycopg.conninfo import make_conninfo
 from . import HarnessError, tls
 from .conf import render, write_private
 from .paths import CONF, pgbin
+from .procs import Controller, free_port, port_in_use, read_pid, stop_pid
 from .sizing import Host, sized_values
 from .server_user import (
     chown_for_server,
@@ -40,24 +40,18 @@ SUPERUSER = "postgres"
 APP_DATABASE = "hrp_database"
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def max_connections() -> int:
     """max_connections as conf/base.conf sets it (work_mem is sized per connection)."""
     found = re.search(r"^max_connections\s*=\s*(\d+)", (CONF / "base.conf").read_text(), re.M)
     if not found:
         raise HarnessError(f"{CONF / 'base.conf'} sets no max_connections")
     return int(found.group(1))
+
+
+def pg_ctl(datadir: Path, action: str, *options: str) -> list[str]:
+    """pg_ctl ACTION on a data directory, to run as the server user (server_user.run_as_server, or
+    printed with server_user.as_server_user for a human to run)."""
+    return [pgbin("pg_ctl"), action, "--pgdata", str(datadir), *options]
 
 
 #: A client network with a shorter prefix (a /7 holds 33 million IPv4 addresses) needs the override.
@@ -97,12 +91,16 @@ def checked_networks(networks: tuple[str, ...], allow_wide: bool | None = None) 
 
 
 @dataclass
-class Cluster:
+class Cluster(Controller):
     """One PostgreSQL instance under `base`: base/data (PGDATA), base/run (sockets), base/server.log.
 
     port None picks a free loopback port at init; it is then kept in conf.d/instance.conf, so
-    Cluster(base) finds it again later.
+    Cluster(base) finds it again later. Its controller (procs.Controller's shape) is pg_ctl: start
+    waits until the server accepts connections (pg_ctl --wait, its own deadline), stop goes by data
+    directory.
     """
+
+    name = "PostgreSQL"
 
     base: Path
     port: int | None = None
@@ -129,6 +127,10 @@ class Cluster:
     @property
     def logfile(self) -> Path:
         return self.base / "server.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.datadir / "postmaster.pid"
 
     @property
     def tls_dir(self) -> Path:
@@ -229,7 +231,8 @@ class Cluster:
                 conf.write("\n# HRP: every project setting lives in conf.d/ (from the repo's conf/).\n")
                 conf.write("include_dir = 'conf.d'\n")
 
-    def start(self, timeout: int = 60) -> Cluster:
+    def start(self, timeout: float = 60) -> Cluster:
+        """pg_ctl start --wait: pg_ctl waits until the server accepts connections, within timeout."""
         if not self.initialized:
             raise HarnessError(f"{self.datadir} is not initialised")
         if self.running:
@@ -242,12 +245,9 @@ class Cluster:
         if not self.logfile.exists():
             self.logfile.touch()
             chown_for_server(self.logfile)
-        done = run_as_server(
-            [pgbin("pg_ctl"), "start", "--pgdata", str(self.datadir), "--log", str(self.logfile),
-             "--wait", "--timeout", str(timeout)],
-            capture_output=True,
-            text=True,
-        )
+        done = run_as_server(self.pg_ctl("start", "--log", str(self.logfile), "--wait",
+                                         "--timeout", str(int(timeout))),
+                             capture_output=True, text=True)
         if done.returncode != 0:
             raise HarnessError(
                 f"PostgreSQL in {self.datadir} did not start:\n{done.stdout}{done.stderr}"
@@ -255,21 +255,20 @@ class Cluster:
             )
         return self
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self, timeout: float = 60, mode: str = "fast") -> None:
         """Stop by data directory (never by process name)."""
         if not self.initialized or not self.running:
             return
-        done = run_as_server(
-            [pgbin("pg_ctl"), "stop", "--pgdata", str(self.datadir), "--mode", mode, "--wait"],
-            capture_output=True,
-            text=True,
-        )
+        done = run_as_server(self.pg_ctl("stop", "--mode", mode, "--wait", "--timeout", str(int(timeout))),
+                             capture_output=True, text=True)
         if done.returncode != 0:
             raise HarnessError(f"could not stop PostgreSQL in {self.datadir}:\n{done.stderr}")
 
+    def pg_ctl(self, action: str, *options: str) -> list[str]:
+        return pg_ctl(self.datadir, action, *options)
+
     def reload(self) -> None:
-        run_as_server([pgbin("pg_ctl"), "reload", "--pgdata", str(self.datadir)],
-                      capture_output=True, check=True)
+        run_as_server(self.pg_ctl("reload"), capture_output=True, check=True)
 
     def restart(self) -> None:
         self.stop()
@@ -293,8 +292,6 @@ class Cluster:
     def destroy(self) -> None:
         """Stop the server, and the servers beside it under base (PgBouncer: base/*/*.pid), by
         pid; delete everything under base (throwaway clusters only)."""
-        from .procs import read_pid, stop_pid
-
         try:
             for pidfile in self.base.glob("*/*.pid"):
                 if pidfile.parent != self.datadir:  # postmaster.pid: pg_ctl below
@@ -307,15 +304,14 @@ class Cluster:
     def running(self) -> bool:
         if not self.initialized:
             return False
-        done = run_as_server([pgbin("pg_ctl"), "status", "--pgdata", str(self.datadir)],
-                             capture_output=True)
+        done = run_as_server(self.pg_ctl("status"), capture_output=True)
         return done.returncode == 0
 
     @property
     def pid(self) -> int | None:
-        pidfile = self.datadir / "postmaster.pid"
+        """postmaster.pid's first line (as written, alive or not)."""
         try:
-            return int(pidfile.read_text().split()[0])
+            return int(self.pidfile.read_text().split()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return None
 

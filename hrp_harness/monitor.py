@@ -7,7 +7,7 @@ default the local sink, hrp_harness/webhook_sink.py).
 
 Every process runs as the server user (the one that runs PostgreSQL: mtail must read its 0600
 log), on a free 127.0.0.1 port kept in STATE/monitor/stack.json, and is stopped by its pid
-(procs.Server), never by name. Layout of STATE/monitor:
+(procs.HttpServer), never by name. Layout of STATE/monitor:
 
     stack.json             the cluster watched, ports, URLs (monitor.status reads it)
     etc/                   rendered configuration: prometheus.yml, alerts.yml, alertmanager.yml,
@@ -34,7 +34,6 @@ import psycopg
 import yaml
 
 from . import HarnessError, procs
-from .cluster import port_in_use
 from .conf import render, write_private
 from .deploy import DATABASE, embedded_cluster
 from .passwords import role_passwords
@@ -113,14 +112,15 @@ class Stack:
         except FileNotFoundError:
             return None
 
-    def servers(self, meta: dict) -> list[procs.Server]:
+    def servers(self, meta: dict) -> list[procs.HttpServer]:
         """The stack's processes in start order (receivers before senders)."""
         etc, ports = self.base / "etc", meta["ports"]
         run, logs = self.base / "run", self.base / "logs"
 
         def server(name, argv, ready_path, env=None):
             url = f"http://127.0.0.1:{ports[name]}{ready_path}"
-            return procs.Server(name, argv, url, run, logs, cwd=self.base, env=env)
+            return procs.HttpServer(name, argv, url, run / f"{name}.pid", logs / f"{name}.log",
+                                    cwd=self.base, env=env)
 
         listen = lambda name: f"127.0.0.1:{ports[name]}"  # noqa: E731
         found = [
@@ -276,7 +276,7 @@ class Stack:
         ports: dict[str, int] = {}
         for name in names:
             port = kept.get(name)
-            while port is None or port in ports.values() or port_in_use(port):
+            while port is None or port in ports.values() or procs.port_in_use(port):
                 port = procs.free_port()
             ports[name] = port
         return ports
