@@ -36,8 +36,9 @@ from .server_user import (
 DEFAULT_FRAGMENTS = ("base", "logging", "audit", "tls", "tuning")
 
 SUPERUSER = "postgres"
-#: The database the application roles may reach over TCP (pg_hba.conf); deploy's DATABASE.
-APP_DATABASE = "hrp_database"
+#: The spec's database: the one the application roles may reach over TCP (pg_hba.conf), the one
+#: deploy creates and applies to.
+DATABASE = "hrp_database"
 
 
 def max_connections() -> int:
@@ -193,7 +194,7 @@ class Cluster(Controller):
             "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
             "ADMIN_OS_USER": current_os_user(),
-            "DATABASE": APP_DATABASE,
+            "DATABASE": DATABASE,
             **tls_files.conf_values(),
         }
 

@@ -25,9 +25,9 @@ import psycopg
 
 from hrp_harness import HarnessError, procs, tls, writeload
 from hrp_harness.backup import PgInstance, Repository
-from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, pg_ctl
+from hrp_harness.cluster import DATABASE, DEFAULT_FRAGMENTS, pg_ctl
 from hrp_harness.conf import fragment_values, render, write_private
-from hrp_harness.deploy import DATABASE, deploy
+from hrp_harness.deploy import deploy
 from hrp_harness.haproxy import HaProxy, ReadProbe
 from hrp_harness.paths import CONF, PGBIN, VENV_BIN, state_dir
 from hrp_harness.server_user import current_os_user, run_as_server, server_user
@@ -138,7 +138,7 @@ class HaCluster:
         """pg_hba and pg_ident as every cluster has them (conf/pg_hba.conf.template,
         conf/pg_ident.conf.template, rendered for 127.0.0.1), plus Patroni's replication user;
         as YAML flow lists for the Patroni template."""
-        values = {"DATABASE": APP_DATABASE, "CLIENT_NETWORKS": "127.0.0.1/32",
+        values = {"DATABASE": DATABASE, "CLIENT_NETWORKS": "127.0.0.1/32",
                   "SERVER_OS_USER": server_user(), "ADMIN_OS_USER": current_os_user()}
 
         def lines(template: str) -> list[str]:

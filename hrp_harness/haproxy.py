@@ -19,7 +19,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE
+from .cluster import DATABASE
 from .conf import render
 from .paths import CONF
 
@@ -144,9 +144,9 @@ class HaProxy(procs.Controller):
         as hrp_readonly, all to hrp_database; None while HAProxy is not running."""
         if self.ports is None or self.pid is None:
             return {e: None for e in ENDPOINTS}
-        return {"read_write": self.dsn("read_write", "hrp_app", APP_DATABASE),
-                "read_only": self.dsn("read_only", "hrp_readonly", APP_DATABASE),
-                "reports": self.dsn("reports", "hrp_readonly", APP_DATABASE)}
+        return {"read_write": self.dsn("read_write", "hrp_app", DATABASE),
+                "read_only": self.dsn("read_only", "hrp_readonly", DATABASE),
+                "reports": self.dsn("reports", "hrp_readonly", DATABASE)}
 
 
 class ReadProbe:

@@ -35,7 +35,8 @@ import yaml
 
 from . import HarnessError, procs
 from .conf import render, write_private
-from .deploy import DATABASE, embedded_cluster
+from .cluster import DATABASE
+from .deploy import embedded_cluster
 from .passwords import role_passwords
 from .paths import CONF, state_dir
 from .server_user import make_server_dir

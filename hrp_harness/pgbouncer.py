@@ -17,7 +17,7 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE, Cluster
+from .cluster import DATABASE, Cluster
 from .conf import render, write_private
 from .paths import CONF
 from .server_user import chown_for_server
@@ -97,7 +97,7 @@ class PgBouncer(procs.Controller):
             self.port = procs.free_port()
         tls_dir = self.cluster.tls_dir
         values = {
-            "PORT": str(self.port), "PG_PORT": str(self.cluster.port), "DATABASE": APP_DATABASE,
+            "PORT": str(self.port), "PG_PORT": str(self.cluster.port), "DATABASE": DATABASE,
             "SESSION_POOL_SIZE": str(SESSION_POOL_SIZE), "TX_POOL_SIZE": str(TX_POOL_SIZE),
             "MAX_CLIENT_CONN": str(MAX_CLIENT_CONN), "AUTH_FILE": str(self.userlist),
             "LOG_FILE": str(self.logfile), "SOCKET_DIR": str(self.cluster.socket_dir),
@@ -165,7 +165,7 @@ class PgBouncer(procs.Controller):
     # -- connection strings ------------------------------------------------------------------
     def dsn(self, role: str = "hrp_app", transaction_pooling: bool = False, **params: str) -> str:
         """TCP conninfo through PgBouncer, TLS verified against the cluster's CA; no password."""
-        dbname = APP_DATABASE + (TX_SUFFIX if transaction_pooling else "")
+        dbname = DATABASE + (TX_SUFFIX if transaction_pooling else "")
         params.setdefault("sslmode", "verify-full")
         params.setdefault("sslrootcert", str(self.cluster.tls_dir / "ca.crt"))
         return make_conninfo(host="127.0.0.1", port=self.port, user=role, dbname=dbname, **params)
