@@ -252,7 +252,7 @@ class Cluster(Controller):
         if done.returncode != 0:
             raise HarnessError(
                 f"PostgreSQL in {self.datadir} did not start:\n{done.stdout}{done.stderr}"
-                f"\n--- last lines of {self.logfile} ---\n{self.log_tail()}"
+                f"\n--- last lines of {self.logfile} ---\n{self.log_tail(20)}"
             )
         return self
 
@@ -315,12 +315,6 @@ class Cluster(Controller):
             return int(self.pidfile.read_text().split()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
     # -- connections -------------------------------------------------------------------------
 

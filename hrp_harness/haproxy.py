@@ -116,9 +116,6 @@ class HaProxy(procs.Controller):
             self._last = str(exc).strip().splitlines()[0]
         return False
 
-    def dead_message(self) -> str:
-        return f"HAProxy exited; see {self.logfile}:\n{self.log_tail()}"
-
     def timeout_message(self, timeout: float) -> str:
         return (f"HAProxy's read-write port 127.0.0.1:{self.ports['read_write']} did not reach the "
                 f"leader within {timeout:.0f} s ({self._last}); see {self.logfile}")

@@ -143,9 +143,6 @@ class PgBouncer(procs.Controller):
         """PgBouncer listens on its port."""
         return procs.port_in_use(self.port)
 
-    def dead_message(self) -> str:
-        return f"PgBouncer exited at start; see {self.logfile}:\n{self.log_tail()}"
-
     def timeout_message(self, timeout: float) -> str:
         return (f"PgBouncer did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s; see "
                 f"{self.logfile}:\n{self.log_tail()}")

@@ -244,13 +244,10 @@ class Controller:
         """Until ready(); a process that exits meanwhile is reported at once with its log's tail."""
         def ready_or_dead() -> bool:
             if not self.running:
-                raise HarnessError(self.dead_message())
+                raise HarnessError(f"{self.name} exited at start; see {self.logfile}:\n{self.log_tail()}")
             return self.ready()
         wait_until(ready_or_dead, timeout, self.name, interval=self.poll_interval,
                    message=lambda: self.timeout_message(timeout))
-
-    def dead_message(self) -> str:
-        return f"{self.name} exited at start:\n{self.log_tail()}"
 
     def timeout_message(self, timeout: float) -> str:
         return f"timed out after {timeout:.0f} s waiting for {self.name} (log {self.logfile})"

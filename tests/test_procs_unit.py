@@ -65,7 +65,7 @@ class NeverReady(procs.Controller):
 def test_a_controller_reports_a_process_that_exits_at_start(tmp_path):
     server = NeverReady("quitter", [sys.executable, "-c", "import time; print('bad config'); time.sleep(0.5)"],
                         tmp_path / "quitter.pid", tmp_path / "quitter.log", cwd="/")
-    with pytest.raises(HarnessError, match=r"^quitter exited at start:\n(.*\n)*bad config"):
+    with pytest.raises(HarnessError, match=r"^quitter exited at start; see .*quitter\.log:\n(.*\n)*bad config"):
         server.start(timeout=10)
 
 
