@@ -107,8 +107,8 @@ class Repository:
                     f"existing repository {self.base / 'repo'}; {cipher} left as it was. Set "
                     f"the repository's passphrase, or move {self.base} aside to start a new one"
                 ) from None
-        write_private(cipher, f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
-                              f"[global]\nrepo1-cipher-pass={secret}\n", server=True)
+        write_private(cipher, f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or "
+                              f"{passphrase_file()}\n[global]\nrepo1-cipher-pass={secret}\n", server=True)
         chown_for_server(self.config)
 
     def exists(self) -> bool:

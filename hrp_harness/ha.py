@@ -194,17 +194,17 @@ class HaCluster:
     def postmaster_check(self, name: str) -> procs.Controller:
         """The postmaster check beside a member's Patroni (hrp_harness/postmaster_check.py)."""
         node = self.node_dir(name)
-        return procs.Controller(f"postmaster check {name}", [
-            str(VENV_BIN / "python"), str(self.base / POSTMASTER_CHECK.name), "--data", str(self.data_dir(name)),
-            "--socket", str(self.socket_dir(name)), "--port", str(self.pg_port(name)),
-            "--rest", self.rest_url(name)], node / "postmaster-check.pid", node / "postmaster-check.log",
-            cwd=node)
+        argv = [str(VENV_BIN / "python"), str(self.base / POSTMASTER_CHECK.name),
+                "--data", str(self.data_dir(name)), "--socket", str(self.socket_dir(name)),
+                "--port", str(self.pg_port(name)), "--rest", self.rest_url(name)]
+        return procs.Controller(f"postmaster check {name}", argv, node / "postmaster-check.pid",
+                                node / "postmaster-check.log", cwd=node)
 
     def etcd_pid(self) -> int | None:
         return procs.read_pid(self.base / "etcd" / "etcd.pid")
 
     def patroni_pid(self, name: str) -> int | None:
-        return procs.read_pid(self.node_dir(name) / "patroni.pid")
+        return self.patroni(name).pid
 
     def postmaster_pid(self, name: str) -> int | None:
         return procs.read_pid(self.data_dir(name) / "postmaster.pid")

@@ -128,7 +128,8 @@ def test_unquote():
 
 
 def test_a_line_without_a_setting_is_refused():
-    with pytest.raises(HarnessError, match=r"x\.conf:2: expected `name = value`, got 'include_dir conf.d'"):
+    with pytest.raises(HarnessError,
+                       match=r"x\.conf:2: expected `name = value`, got 'include_dir conf.d'"):
         parse_fragment("a = 1\ninclude_dir conf.d\n", "x.conf")
 
 

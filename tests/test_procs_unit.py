@@ -63,8 +63,8 @@ class NeverReady(procs.Controller):
 
 
 def test_a_controller_reports_a_process_that_exits_at_start(tmp_path):
-    server = NeverReady("quitter", [sys.executable, "-c", "import time; print('bad config'); time.sleep(0.5)"],
-                        tmp_path / "quitter.pid", tmp_path / "quitter.log", cwd="/")
+    argv = [sys.executable, "-c", "import time; print('bad config'); time.sleep(0.5)"]
+    server = NeverReady("quitter", argv, tmp_path / "quitter.pid", tmp_path / "quitter.log", cwd="/")
     with pytest.raises(HarnessError, match=r"^quitter exited at start; see .*quitter\.log:\n(.*\n)*bad config"):
         server.start(timeout=10)
 
@@ -73,7 +73,8 @@ def test_a_controller_that_is_never_ready_times_out_naming_its_log(tmp_path):
     server = NeverReady("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"],
                         tmp_path / "sleeper.pid", tmp_path / "sleeper.log", cwd="/")
     try:
-        with pytest.raises(HarnessError, match=r"^timed out after 0 s waiting for sleeper \(log .*sleeper\.log\)$"):
+        with pytest.raises(HarnessError,
+                           match=r"^timed out after 0 s waiting for sleeper \(log .*sleeper\.log\)$"):
             server.start(timeout=0.3)
     finally:
         server.stop(timeout=5)
