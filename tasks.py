@@ -490,16 +490,17 @@ def backup_logical_restore(c, file, dsn):
 def restore(c, to, target_time=None, ha=False, start=False):
     """Point-in-time restore with pgBackRest into a new directory (PG 15 style: recovery.signal and
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
-    from hrp_harness.backup import restore_copy
+    import shlex
 
-    from hrp_harness.backup import check_restore_target
+    from hrp_harness.backup import check_restore_target, restore_copy
+    from hrp_harness.server_user import as_server_user
 
     check_restore_target(Path(to).resolve())  # before anything, the cluster included
     _, repo, dsn = _repository(ha, need_running=False)
     copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     if copy is not None:
         print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
-              f"stop: runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl stop -D {copy.datadir}")
+              f"stop: {shlex.join(as_server_user(copy.pg_ctl('stop')))}")
 
 
 @task(name="check", help={"ha": _HA_HELP, "max_age_hours": "the newest backup may be at most this old "

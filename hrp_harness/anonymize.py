@@ -18,7 +18,8 @@ from psycopg.conninfo import conninfo_to_dict
 
 from . import HarnessError
 from .apply import apply
-from .deploy import DATABASE, embedded_cluster, ensure_database, parse_target
+from .cluster import DATABASE
+from .deploy import embedded_cluster, ensure_database, parse_target
 
 
 def _same_database(a: str, b: str) -> bool:

@@ -13,15 +13,16 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from hrp_harness import HarnessError
-from hrp_harness.cluster import Cluster, free_port
+from hrp_harness.cluster import Cluster
+from hrp_harness.conf import fragment_values, render, write_private
 from hrp_harness.paths import CONF, state_dir
-from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
+from hrp_harness.procs import free_port, wait_until
+from hrp_harness.server_user import chown_for_server, make_server_dir, run_as_server
 
 STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
@@ -55,36 +56,11 @@ def passphrase() -> str:
     path = passphrase_file()
     if not path.exists():
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_urlsafe(48) + "\n")
+        write_private(path, secrets.token_urlsafe(48) + "\n")
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
         raise BackupError(f"{path} has mode {mode:o}; it holds the backup passphrase and must be 0600")
     return path.read_text().strip()
-
-
-def read_fragment(path: Path, values: dict[str, str]) -> dict[str, str]:
-    """The `name = value` settings of a conf/ fragment, with @NAME@ placeholders rendered and the
-    quotes of quoted values removed (the values Patroni and pg_ctl -c expect)."""
-    settings = {}
-    for lineno, raw in enumerate(path.read_text().splitlines(), 1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        name, sep, value = line.partition("=")
-        if not sep:
-            raise HarnessError(f"{path}:{lineno}: expected `name = value`, got {raw!r}")
-        value = value.strip()
-        if value.startswith("'"):
-            end = value.rindex("'")
-            value = value[1:end].replace("''", "'")
-        else:
-            value = value.split("#", 1)[0].strip()
-        for key, rendered in values.items():
-            value = value.replace(f"@{key}@", rendered)
-        settings[name.strip()] = value
-    return settings
 
 
 class Repository:
@@ -115,10 +91,9 @@ class Repository:
         for index, pg in enumerate(self.instances, 1):
             pg_hosts += [f"pg{index}-path={pg.data_dir}", f"pg{index}-port={pg.port}",
                          f"pg{index}-socket-path={pg.socket_dir}", f"pg{index}-user=postgres"]
-        template = Template((CONF / "pgbackrest.conf.template").read_text())
-        self.config.write_text(template.substitute(
-            repo_path=self.base / "repo", log_path=self.base / "log", lock_path=self.base / "lock",
-            spool_path=self.base / "spool", stanza=self.stanza, pg_hosts="\n".join(pg_hosts)))
+        self.config.write_text(render(CONF / "pgbackrest.conf.template", {
+            "REPO_PATH": self.base / "repo", "LOG_PATH": self.base / "log", "LOCK_PATH": self.base / "lock",
+            "SPOOL_PATH": self.base / "spool", "STANZA": self.stanza, "PG_HOSTS": "\n".join(pg_hosts)}))
         cipher = self.base / "conf.d" / "cipher.conf"
         secret = passphrase()
         known = cipher.exists() and f"repo1-cipher-pass={secret}\n" in cipher.read_text()
@@ -132,12 +107,8 @@ class Repository:
                     f"existing repository {self.base / 'repo'}; {cipher} left as it was. Set "
                     f"the repository's passphrase, or move {self.base} aside to start a new one"
                 ) from None
-        fd = os.open(cipher, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or {passphrase_file()}\n"
-                      f"[global]\nrepo1-cipher-pass={secret}\n")
-        os.chmod(cipher, 0o600)
-        chown_for_server(cipher)
+        write_private(cipher, f"# written by hrp_harness.backup from ${PASSPHRASE_ENV} or "
+                              f"{passphrase_file()}\n[global]\nrepo1-cipher-pass={secret}\n", server=True)
         chown_for_server(self.config)
 
     def exists(self) -> bool:
@@ -146,7 +117,7 @@ class Repository:
 
     def archive_settings(self, data_dir: Path) -> dict[str, str]:
         """archive_mode/archive_command (conf/replication-primary.conf) rendered for one instance."""
-        settings = read_fragment(CONF / "replication-primary.conf", self.placeholders(data_dir))
+        settings = fragment_values(CONF / "replication-primary.conf", self.placeholders(data_dir))
         return {k: settings[k] for k in ("archive_mode", "archive_command")}
 
     def placeholders(self, data_dir: Path) -> dict[str, str]:
@@ -159,9 +130,8 @@ class Repository:
         """pgbackrest COMMAND as the server user; prefix wraps it (the retention test runs expire
         under `faketime +31 days`); env adds variables (PGBACKREST_* override the config)."""
         env = {**os.environ, **env} if env else None
-        argv = as_server_user([*prefix, "pgbackrest", f"--config-path={self.base}",
-                               f"--stanza={self.stanza}", *options, command])
-        proc = subprocess.run(argv, capture_output=True, text=True, errors="replace", env=env, cwd="/")
+        proc = run_as_server([*prefix, "pgbackrest", f"--config-path={self.base}", f"--stanza={self.stanza}",
+                              *options, command], capture_output=True, text=True, errors="replace", env=env)
         if check and proc.returncode != 0:
             output = proc.stderr.strip() or proc.stdout.strip()
             hint = ""
@@ -286,20 +256,20 @@ def start_copy(base: Path, port: int | None = None, timeout: float = 120) -> Clu
     except HarnessError as exc:
         raise BackupError(f"the restored copy did not start: {_fatal_line(copy)}\n{exc}\n--- "
                           f"{_server_log_tail(copy)}") from None
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def recovered() -> bool:
         try:
             with psycopg.connect(copy.dsn(), connect_timeout=5) as conn:
-                if not conn.execute("select pg_is_in_recovery()").fetchone()[0]:
-                    return copy
+                return not conn.execute("select pg_is_in_recovery()").fetchone()[0]
         except psycopg.OperationalError:
             if not copy.running:  # recovery ended the server: say why now, not at the deadline
                 raise BackupError(f"the restored copy in {copy.datadir} stopped during recovery: "
                                   f"{_fatal_line(copy)}\n--- {_server_log_tail(copy)}") from None
-        if time.monotonic() > deadline:
-            raise BackupError(f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s;"
-                              f" see {copy.logfile}")
-        time.sleep(0.2)
+            return False
+    wait_until(recovered, timeout, "the restored copy's recovery", error=BackupError,
+               message=f"restored copy in {copy.datadir} still in recovery after {timeout:.0f} s; "
+                       f"see {copy.logfile}")
+    return copy
 
 
 def _fatal_line(cluster: Cluster) -> str:

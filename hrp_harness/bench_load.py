@@ -41,7 +41,7 @@ import psycopg
 
 from . import HarnessError, sample
 from .bench_queries import MIX_READS, READS, WRITE, Target, percentiles, prepare_target, read_queries
-from .cluster import APP_DATABASE
+from .cluster import DATABASE
 from .paths import REPO, pgbin
 from .server_user import make_server_dir
 
@@ -101,7 +101,7 @@ class Bench:
     def prepare(cls, base: Path, size: str, seed: int, echo=print) -> Bench:
         source = sample.generate(base / f"sample-{size}.sqlite", size, seed)
         target = prepare_target(base, source, echo)
-        with psycopg.connect(target.cluster.dsn(APP_DATABASE), autocommit=True) as conn:
+        with psycopg.connect(target.cluster.dsn(DATABASE), autocommit=True) as conn:
             conn.execute(KEYS_SQL.read_text())
             cur = conn.execute("select * from bench.ranges")
             row = cur.fetchone()

@@ -38,7 +38,7 @@ import psycopg
 from . import HarnessError, migration, sample
 from .apply import apply
 from .app_engine import postgres_engine, sqlite_engine
-from .cluster import APP_DATABASE, Cluster
+from .cluster import DATABASE, Cluster
 from .passwords import set_passwords
 from .paths import REPO
 from .pgbouncer import PgBouncer
@@ -362,7 +362,7 @@ class Target:
 
     @property
     def direct_dsn(self) -> str:
-        return self.cluster.tcp_dsn(APP_DATABASE, "hrp_app")
+        return self.cluster.tcp_dsn(DATABASE, "hrp_app")
 
     def spec(self, via_pooler: bool = False) -> dict:
         return {"kind": "postgres", "password": self.password,
@@ -374,9 +374,9 @@ def prepare_target(base: Path, source: Path, echo=print) -> Target:
     migration's own code, VACUUM (ANALYZE), PgBouncer."""
     cluster = Cluster(base / "pg")
     cluster.init().start()
-    dsn = cluster.dsn(APP_DATABASE)
+    dsn = cluster.dsn(DATABASE)
     with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
-        admin.execute(f"create database {APP_DATABASE}")
+        admin.execute(f"create database {DATABASE}")
     apply(dsn, echo=lambda *_: None)
     password = secrets.token_urlsafe(24)
     set_passwords(dsn, {"hrp_app": password})

@@ -11,8 +11,6 @@ import ipaddress
 import os
 import re
 import shutil
-import socket
-import string
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +20,9 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, tls
+from .conf import render, write_private
 from .paths import CONF, pgbin
+from .procs import Controller, free_port, port_in_use, read_pid, stop_pid
 from .sizing import Host, sized_values
 from .server_user import (
     chown_for_server,
@@ -36,20 +36,9 @@ from .server_user import (
 DEFAULT_FRAGMENTS = ("base", "logging", "audit", "tls", "tuning")
 
 SUPERUSER = "postgres"
-#: The database the application roles may reach over TCP (pg_hba.conf); deploy's DATABASE.
-APP_DATABASE = "hrp_database"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+#: The spec's database: the one the application roles may reach over TCP (pg_hba.conf), the one
+#: deploy creates and applies to.
+DATABASE = "hrp_database"
 
 
 def max_connections() -> int:
@@ -60,25 +49,10 @@ def max_connections() -> int:
     return int(found.group(1))
 
 
-def render(template: Path, values: dict[str, str]) -> str:
-    """Render a conf/ template: ${VAR} substitution; every variable must be given.
-
-    A line naming ${CLIENT_NETWORK} is repeated once per network in values["CLIENT_NETWORKS"]
-    (space-separated), so pg_hba.conf gets one line per allowed client network.
-    """
-    out = []
-    for line in template.read_text().splitlines():
-        if "${CLIENT_NETWORK}" in line:
-            lines = [line.replace("${CLIENT_NETWORK}", network)
-                     for network in values["CLIENT_NETWORKS"].split()]
-        else:
-            lines = [line]
-        for one in lines:
-            try:
-                out.append(string.Template(one).substitute(values))
-            except KeyError as missing:
-                raise HarnessError(f"{template}: no value for variable {missing}") from None
-    return "\n".join(out) + "\n"
+def pg_ctl(datadir: Path, action: str, *options: str) -> list[str]:
+    """pg_ctl ACTION on a data directory, to run as the server user (server_user.run_as_server, or
+    printed with server_user.as_server_user for a human to run)."""
+    return [pgbin("pg_ctl"), action, "--pgdata", str(datadir), *options]
 
 
 #: A client network with a shorter prefix (a /7 holds 33 million IPv4 addresses) needs the override.
@@ -118,12 +92,16 @@ def checked_networks(networks: tuple[str, ...], allow_wide: bool | None = None) 
 
 
 @dataclass
-class Cluster:
+class Cluster(Controller):
     """One PostgreSQL instance under `base`: base/data (PGDATA), base/run (sockets), base/server.log.
 
     port None picks a free loopback port at init; it is then kept in conf.d/instance.conf, so
-    Cluster(base) finds it again later.
+    Cluster(base) finds it again later. Its controller (procs.Controller's shape) is pg_ctl: start
+    waits until the server accepts connections (pg_ctl --wait, its own deadline), stop goes by data
+    directory.
     """
+
+    name = "PostgreSQL"
 
     base: Path
     port: int | None = None
@@ -150,6 +128,10 @@ class Cluster:
     @property
     def logfile(self) -> Path:
         return self.base / "server.log"
+
+    @property
+    def pidfile(self) -> Path:
+        return self.datadir / "postmaster.pid"
 
     @property
     def tls_dir(self) -> Path:
@@ -212,7 +194,7 @@ class Cluster:
             "CLIENT_NETWORKS": checked_networks(self.client_networks),
             "SERVER_OS_USER": server_user(),
             "ADMIN_OS_USER": current_os_user(),
-            "DATABASE": APP_DATABASE,
+            "DATABASE": DATABASE,
             **tls_files.conf_values(),
         }
 
@@ -243,16 +225,15 @@ class Cluster:
         files[self.datadir / "pg_hba.conf"] = render(CONF / "pg_hba.conf.template", values)
         files[self.datadir / "pg_ident.conf"] = render(CONF / "pg_ident.conf.template", values)
         for path, text in files.items():
-            path.write_text(text)
-            path.chmod(0o600)
-            chown_for_server(path)
+            write_private(path, text, server=True)
         main = self.datadir / "postgresql.conf"
         if "include_dir = 'conf.d'" not in main.read_text():
             with main.open("a") as conf:
                 conf.write("\n# HRP: every project setting lives in conf.d/ (from the repo's conf/).\n")
                 conf.write("include_dir = 'conf.d'\n")
 
-    def start(self, timeout: int = 60) -> Cluster:
+    def start(self, timeout: float = 60) -> Cluster:
+        """pg_ctl start --wait: pg_ctl waits until the server accepts connections, within timeout."""
         if not self.initialized:
             raise HarnessError(f"{self.datadir} is not initialised")
         if self.running:
@@ -265,34 +246,30 @@ class Cluster:
         if not self.logfile.exists():
             self.logfile.touch()
             chown_for_server(self.logfile)
-        done = run_as_server(
-            [pgbin("pg_ctl"), "start", "--pgdata", str(self.datadir), "--log", str(self.logfile),
-             "--wait", "--timeout", str(timeout)],
-            capture_output=True,
-            text=True,
-        )
+        done = run_as_server(self.pg_ctl("start", "--log", str(self.logfile), "--wait",
+                                         "--timeout", str(int(timeout))),
+                             capture_output=True, text=True)
         if done.returncode != 0:
             raise HarnessError(
                 f"PostgreSQL in {self.datadir} did not start:\n{done.stdout}{done.stderr}"
-                f"\n--- last lines of {self.logfile} ---\n{self.log_tail()}"
+                f"\n--- last lines of {self.logfile} ---\n{self.log_tail(20)}"
             )
         return self
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self, timeout: float = 60, mode: str = "fast") -> None:
         """Stop by data directory (never by process name)."""
         if not self.initialized or not self.running:
             return
-        done = run_as_server(
-            [pgbin("pg_ctl"), "stop", "--pgdata", str(self.datadir), "--mode", mode, "--wait"],
-            capture_output=True,
-            text=True,
-        )
+        done = run_as_server(self.pg_ctl("stop", "--mode", mode, "--wait", "--timeout", str(int(timeout))),
+                             capture_output=True, text=True)
         if done.returncode != 0:
             raise HarnessError(f"could not stop PostgreSQL in {self.datadir}:\n{done.stderr}")
 
+    def pg_ctl(self, action: str, *options: str) -> list[str]:
+        return pg_ctl(self.datadir, action, *options)
+
     def reload(self) -> None:
-        run_as_server([pgbin("pg_ctl"), "reload", "--pgdata", str(self.datadir)],
-                      capture_output=True, check=True)
+        run_as_server(self.pg_ctl("reload"), capture_output=True, check=True)
 
     def restart(self) -> None:
         self.stop()
@@ -316,8 +293,6 @@ class Cluster:
     def destroy(self) -> None:
         """Stop the server, and the servers beside it under base (PgBouncer: base/*/*.pid), by
         pid; delete everything under base (throwaway clusters only)."""
-        from .procs import read_pid, stop_pid
-
         try:
             for pidfile in self.base.glob("*/*.pid"):
                 if pidfile.parent != self.datadir:  # postmaster.pid: pg_ctl below
@@ -330,23 +305,16 @@ class Cluster:
     def running(self) -> bool:
         if not self.initialized:
             return False
-        done = run_as_server([pgbin("pg_ctl"), "status", "--pgdata", str(self.datadir)],
-                             capture_output=True)
+        done = run_as_server(self.pg_ctl("status"), capture_output=True)
         return done.returncode == 0
 
     @property
     def pid(self) -> int | None:
-        pidfile = self.datadir / "postmaster.pid"
+        """postmaster.pid's first line (as written, alive or not)."""
         try:
-            return int(pidfile.read_text().split()[0])
+            return int(self.pidfile.read_text().split()[0])
         except (FileNotFoundError, IndexError, ValueError):
             return None
-
-    def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
 
     # -- connections -------------------------------------------------------------------------
 
@@ -363,14 +331,3 @@ class Cluster:
                 params.setdefault("sslrootcert", str(self.ca_file))
         return make_conninfo(host="127.0.0.1", port=self.port, user=user, dbname=dbname,
                              password=password, **params)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with psycopg.connect(self.dsn(), connect_timeout=2):
-                    return
-            except psycopg.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)

@@ -8,7 +8,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from . import HarnessError
 from .apply import apply, read_ledger
-from .cluster import Cluster, client_networks_from_env
+from .cluster import DATABASE, Cluster, client_networks_from_env
 from .inputs import database_name, sqlite_source
 from .maintenance import schedule_jobs
 from .migration.source import read_mapping
@@ -16,9 +16,6 @@ from .passwords import ensure_role_passwords
 from .pgbouncer import PgBouncer
 from .paths import state_dir
 from .serverconf import advice_lines, server_advice
-
-#: The spec's database name.
-DATABASE = "hrp_database"
 
 
 def embedded_cluster() -> Cluster:

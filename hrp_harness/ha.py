@@ -11,28 +11,26 @@ as the server user and stopped by its pid or data directory.
 from __future__ import annotations
 
 import json
-import os
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from string import Template
 
 import psutil
 import psycopg
 
 from hrp_harness import HarnessError, procs, tls, writeload
-from hrp_harness.backup import PgInstance, Repository, read_fragment
-from hrp_harness.cluster import APP_DATABASE, DEFAULT_FRAGMENTS, port_in_use, render
-from hrp_harness.deploy import DATABASE, deploy
+from hrp_harness.backup import PgInstance, Repository
+from hrp_harness.cluster import DATABASE, DEFAULT_FRAGMENTS, pg_ctl
+from hrp_harness.conf import fragment_values, render, write_private
+from hrp_harness.deploy import deploy
 from hrp_harness.haproxy import HaProxy, ReadProbe
 from hrp_harness.paths import CONF, PGBIN, VENV_BIN, state_dir
-from hrp_harness.server_user import as_server_user, current_os_user, server_user
+from hrp_harness.server_user import current_os_user, run_as_server, server_user
 
 SCOPE = "hrp"
 NODES = ("node1", "standby1", "standby2")
@@ -120,17 +118,14 @@ class HaCluster:
                           for i, n in enumerate(NODES)},
                 "timings": asdict(self.timings),
             }
-            secrets_file = self.base / "secrets.json"
-            fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({k: secrets.token_urlsafe(24) for k in ("superuser", "replication", "rewind")},
-                          out)
+            write_private(self.base / "secrets.json", json.dumps(
+                {k: secrets.token_urlsafe(24) for k in ("superuser", "replication", "rewind")}))
             self.meta_file.write_text(json.dumps(self.meta, indent=2) + "\n")
         self.repository.write_config()
         etcd_dir = procs.server_dir(self.base / "etcd")
-        (etcd_dir / "etcd.yml").write_text(Template((CONF / "etcd.yml.template").read_text())
-                                           .substitute(name=f"{SCOPE}-etcd", data_dir=etcd_dir / "data",
-                                                       **self.meta["etcd"]))
+        (etcd_dir / "etcd.yml").write_text(render(CONF / "etcd.yml.template", {
+            "NAME": f"{SCOPE}-etcd", "DATA_DIR": etcd_dir / "data",
+            "CLIENT_PORT": self.meta["etcd"]["client_port"], "PEER_PORT": self.meta["etcd"]["peer_port"]}))
         # The check runs as the server user, which may not enter the repository: a copy here.
         shutil.copy(POSTMASTER_CHECK, self.base / POSTMASTER_CHECK.name)
         tls_files = tls.install(self.base / "tls")  # one local CA and certificate for 127.0.0.1
@@ -143,7 +138,7 @@ class HaCluster:
         """pg_hba and pg_ident as every cluster has them (conf/pg_hba.conf.template,
         conf/pg_ident.conf.template, rendered for 127.0.0.1), plus Patroni's replication user;
         as YAML flow lists for the Patroni template."""
-        values = {"DATABASE": APP_DATABASE, "CLIENT_NETWORKS": "127.0.0.1/32",
+        values = {"DATABASE": DATABASE, "CLIENT_NETWORKS": "127.0.0.1/32",
                   "SERVER_OS_USER": server_user(), "ADMIN_OS_USER": current_os_user()}
 
         def lines(template: str) -> list[str]:
@@ -162,49 +157,60 @@ class HaCluster:
         # Every cluster's fragments (base, logging, audit, tuning), then the replication ones.
         params = {}
         for fragment in (*DEFAULT_FRAGMENTS, "replication-primary", "replication-standby"):
-            params.update(read_fragment(CONF / f"{fragment}.conf", placeholders))
+            params.update(fragment_values(CONF / f"{fragment}.conf", placeholders))
         # Patroni owns synchronous_standby_names in synchronous_mode (see the fragment's header);
         # archive_command names this node's data dir: a local setting, not the DCS's.
         params.pop("synchronous_standby_names")
         archive_command = params.pop("archive_command")
         pw = json.loads((self.base / "secrets.json").read_text())
         timings = self.meta["timings"]
-        text = Template((CONF / "patroni.yml.template").read_text()).substitute(
-            scope=SCOPE, name=name, etcd_hosts=f"127.0.0.1:{self.meta['etcd']['client_port']}",
-            rest_host="127.0.0.1", rest_port=self.meta["nodes"][name]["rest_port"],
-            pg_host="127.0.0.1", pg_port=self.pg_port(name), data_dir=self.data_dir(name),
-            socket_dir=self.socket_dir(name), bin_dir=PGBIN, pgpass=node / "pgpass",
-            parameters=json.dumps(params), archive_command=json.dumps(archive_command),
-            sync_priority=SYNC_PRIORITY[name], superuser_password=pw["superuser"],
-            replication_password=pw["replication"], rewind_password=pw["rewind"],
-            ssl_cert_file=tls_files.cert, ssl_key_file=tls_files.key, ssl_ca_file=tls_files.ca or "",
-            ssl_crl_file=tls_files.crl or "", **self._client_tls(), **self._hba(), **timings)
-        path = self.patroni_yml(name)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
+        values = {
+            "SCOPE": SCOPE, "NAME": name, "ETCD_HOSTS": f"127.0.0.1:{self.meta['etcd']['client_port']}",
+            "REST_HOST": "127.0.0.1", "REST_PORT": self.meta["nodes"][name]["rest_port"],
+            "PG_HOST": "127.0.0.1", "PG_PORT": self.pg_port(name), "DATA_DIR": self.data_dir(name),
+            "SOCKET_DIR": self.socket_dir(name), "BIN_DIR": PGBIN, "PGPASS": node / "pgpass",
+            "PARAMETERS": json.dumps(params), "ARCHIVE_COMMAND": json.dumps(archive_command),
+            "SYNC_PRIORITY": SYNC_PRIORITY[name], "SUPERUSER_PASSWORD": pw["superuser"],
+            "REPLICATION_PASSWORD": pw["replication"], "REWIND_PASSWORD": pw["rewind"],
+            "SSL_CERT_FILE": tls_files.cert, "SSL_KEY_FILE": tls_files.key,
+            "SSL_CA_FILE": tls_files.ca or "", "SSL_CRL_FILE": tls_files.crl or "",
+            **{k.upper(): v for k, v in {**self._client_tls(), **self._hba(), **timings}.items()}}
+        write_private(self.patroni_yml(name), render(CONF / "patroni.yml.template", values))
 
-    # -- processes -----------------------------------------------------------------------------
-    def _etcd_pidfile(self) -> Path:
-        return self.base / "etcd" / "etcd.pid"
+    # -- processes (procs.Controller each: started as the server user, stopped by pid) ---------
+    def etcd(self) -> procs.HttpServer:
+        """The etcd member, ready when /health answers 200."""
+        etcd_dir = self.base / "etcd"
+        return procs.HttpServer("etcd", ["etcd", "--config-file", str(etcd_dir / "etcd.yml")],
+                                f"http://127.0.0.1:{self.meta['etcd']['client_port']}/health",
+                                etcd_dir / "etcd.pid", etcd_dir / "etcd.log", cwd=etcd_dir)
 
-    def _patroni_pidfile(self, name: str) -> Path:
-        return self.node_dir(name) / "patroni.pid"
+    def patroni(self, name: str) -> procs.Controller:
+        """A member's Patroni (from the venv); the cluster's state says when it is ready."""
+        node = self.node_dir(name)
+        return procs.Controller(f"Patroni {name}", [str(VENV_BIN / "patroni"), str(self.patroni_yml(name))],
+                                node / "patroni.pid", node / "patroni.log", cwd=node)
 
-    def _check_pidfile(self, name: str) -> Path:
-        return self.node_dir(name) / "postmaster-check.pid"
+    def postmaster_check(self, name: str) -> procs.Controller:
+        """The postmaster check beside a member's Patroni (hrp_harness/postmaster_check.py)."""
+        node = self.node_dir(name)
+        argv = [str(VENV_BIN / "python"), str(self.base / POSTMASTER_CHECK.name),
+                "--data", str(self.data_dir(name)), "--socket", str(self.socket_dir(name)),
+                "--port", str(self.pg_port(name)), "--rest", self.rest_url(name)]
+        return procs.Controller(f"postmaster check {name}", argv, node / "postmaster-check.pid",
+                                node / "postmaster-check.log", cwd=node)
 
     def etcd_pid(self) -> int | None:
-        return procs.read_pid(self._etcd_pidfile())
+        return procs.read_pid(self.base / "etcd" / "etcd.pid")
 
     def patroni_pid(self, name: str) -> int | None:
-        return procs.read_pid(self._patroni_pidfile(name))
+        return self.patroni(name).pid
 
     def postmaster_pid(self, name: str) -> int | None:
         return procs.read_pid(self.data_dir(name) / "postmaster.pid")
 
     def _check_ports_free(self, what: str, ports: list[int]) -> None:
-        taken = [p for p in ports if port_in_use(p)]
+        taken = [p for p in ports if procs.port_in_use(p)]
         if taken:
             raise HaError(f"{what} cannot start: 127.0.0.1 port(s) {taken} taken by another program "
                           f"(free them, or `invoke cluster.down --wipe` to pick new ports; "
@@ -214,41 +220,30 @@ class HaCluster:
         if self.etcd_pid():
             return
         self._check_ports_free("etcd", list(self.meta["etcd"].values()))
-        etcd_dir = self.base / "etcd"
-        procs.spawn(["etcd", "--config-file", str(etcd_dir / "etcd.yml")], etcd_dir / "etcd.log",
-                    self._etcd_pidfile(), cwd=etcd_dir)
-        url = f"http://127.0.0.1:{self.meta['etcd']['client_port']}/health"
-        self._wait(lambda: _ok(url), 30, f"etcd health at {url} (log {etcd_dir / 'etcd.log'})")
+        self.etcd().start(timeout=30)
 
     def stop_etcd(self) -> None:
         procs.stop_pid(self.etcd_pid())
 
     def start_node(self, name: str) -> None:
         """Start the member's Patroni (from the venv) and its postmaster check, each unless running."""
-        node = self.node_dir(name)
-        if not self.patroni_pid(name):
-            patroni = VENV_BIN / "patroni"
-            if not patroni.exists():
-                raise HaError(f"{patroni} is missing: run `./hrp setup` (Patroni comes from "
+        patroni = self.patroni(name)
+        if not patroni.running:
+            if not (VENV_BIN / "patroni").exists():
+                raise HaError(f"{VENV_BIN / 'patroni'} is missing: run `./hrp setup` (Patroni comes from "
                               "requirements.txt)")
             ports = [self.meta["nodes"][name]["rest_port"]]
             if not self.postmaster_pid(name):  # Patroni adopts its own
                 ports.append(self.pg_port(name))
             self._check_ports_free(name, ports)
-            procs.spawn([str(patroni), str(self.patroni_yml(name))], node / "patroni.log",
-                        self._patroni_pidfile(name), cwd=node)
-        if not procs.read_pid(self._check_pidfile(name)):
-            procs.spawn([str(VENV_BIN / "python"), str(self.base / POSTMASTER_CHECK.name),
-                         "--data", str(self.data_dir(name)), "--socket", str(self.socket_dir(name)),
-                         "--port", str(self.pg_port(name)), "--rest", self.rest_url(name)],
-                        node / "postmaster-check.log", self._check_pidfile(name), cwd=node)
+            patroni.start(timeout=None)  # ready: judged by the callers from the cluster's state
+        self.postmaster_check(name).start(timeout=None)
 
     def node_processes(self, name: str) -> list[psutil.Process]:
         """Every process of a member: Patroni, the postmaster, their descendants (backends, logger,
         pg_rewind, pg_basebackup), and the postmaster check."""
         found: dict[int, psutil.Process] = {}
-        for pid in (self.patroni_pid(name), self.postmaster_pid(name),
-                    procs.read_pid(self._check_pidfile(name))):
+        for pid in (self.patroni_pid(name), self.postmaster_pid(name), self.postmaster_check(name).pid):
             if pid is None:
                 continue
             try:
@@ -284,12 +279,11 @@ class HaCluster:
         postmaster left in the data dir; wait until every process of the member is gone (the
         logger outlives the postmaster a moment), SIGKILL what is not."""
         victims = self.node_processes(name)
-        procs.stop_pid(procs.read_pid(self._check_pidfile(name)), timeout=10)
-        procs.stop_pid(self.patroni_pid(name), timeout=60)
-        data = self.data_dir(name)
-        if self.postmaster_pid(name):
-            subprocess.run(as_server_user([PGBIN / "pg_ctl", "stop", "-D", data, "-m", "immediate",
-                                           "-w"]), capture_output=True, cwd="/")
+        self.postmaster_check(name).stop(timeout=10)
+        self.patroni(name).stop(timeout=60)
+        if self.postmaster_pid(name):  # by data directory; a failure shows in what is left alive
+            run_as_server(pg_ctl(self.data_dir(name), "stop", "--mode", "immediate", "--wait"),
+                          capture_output=True)
         alive = procs.wait_gone(victims, timeout=30)
         for proc in alive:
             try:
@@ -567,9 +561,7 @@ class HaCluster:
         path = self.base / "harness.pgpass"
         lines = "".join(f"127.0.0.1:{self.pg_port(n)}:*:postgres:{self.password()}\n" for n in NODES)
         if not path.exists() or path.read_text() != lines:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                out.write(lines)
+            write_private(path, lines)
         return path
 
     def dsn(self, dbname: str = "postgres", connect_timeout: int = 2) -> str:
@@ -621,7 +613,7 @@ class HaCluster:
         """patronictl (from the venv) as the server user with node1's configuration (any member's
         names the same etcd); raises HaError with its output when it fails."""
         argv = [str(VENV_BIN / "patronictl"), "-c", str(self.patroni_yml(NODES[0])), *args]
-        proc = subprocess.run(as_server_user(argv), capture_output=True, text=True, cwd="/")
+        proc = run_as_server(argv, capture_output=True, text=True)
         if proc.returncode != 0:
             raise HaError(f"patronictl {' '.join(args)}: {(proc.stdout + proc.stderr).strip()}")
         return proc.stdout
@@ -762,22 +754,10 @@ class HaCluster:
     # -- helpers -------------------------------------------------------------------------------
     @staticmethod
     def _wait(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return
-            except (OSError, psycopg.Error, ValueError, KeyError):
-                pass
-            time.sleep(interval)
-        raise HaError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _ok(url: str) -> bool:
-    try:
-        return _http("GET", url, timeout=1)[0] == 200
-    except OSError:
-        return False
+        """procs.wait_until for the cluster's state: a member not answering yet (OSError, a
+        psycopg error, a REST body without the key) counts as not yet; HaError at the deadline."""
+        procs.wait_until(predicate, timeout, what, interval,
+                         ignore=(OSError, psycopg.Error, ValueError, KeyError), error=HaError)
 
 
 #: Drill targets: RTO at the drill's timings (ttl 20: the leader lock of a dead primary expires

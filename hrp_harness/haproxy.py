@@ -2,8 +2,9 @@
 always reaches the leader, a read-only port balanced over the replicas, a reports port on standby2,
 all judged by Patroni's REST health checks (/primary, /replica).
 
-One controller shape, as every server the harness runs: configure, start as the server user, wait
-until ready with a deadline (the read-write port reaches the leader), stop by pid. Its files live in
+One controller shape, as every server the harness runs (procs.Controller): configure, start as the
+server user, wait until ready with the one deadline helper (the read-write port reaches the leader),
+stop by pid. Its files live in
 STATE/ha/haproxy/: haproxy.cfg, ports.json (picked free once, then kept), haproxy.pid, haproxy.log.
 ha.py calls it from small hooks marked "HAProxy hook (issue 13)": up, down, status, the drill.
 """
@@ -12,15 +13,14 @@ from __future__ import annotations
 import json
 import subprocess
 import threading
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE, port_in_use, render
+from .cluster import DATABASE
+from .conf import render
 from .paths import CONF
 
 if TYPE_CHECKING:
@@ -32,15 +32,19 @@ ENDPOINTS = ("read_write", "read_only", "reports")
 MAX_CONN = 2000
 
 
-class HaProxy:
+class HaProxy(procs.Controller):
+    poll_interval = 0.3
+
     def __init__(self, cluster: HaCluster):
+        base = cluster.base / "haproxy"
+        self.cfg = base / "haproxy.cfg"
+        super().__init__("HAProxy", ["haproxy", "-db", "-f", str(self.cfg)], base / "haproxy.pid",
+                         base / "haproxy.log", cwd=base)
         self.cluster = cluster
-        self.base = cluster.base / "haproxy"
-        self.cfg = self.base / "haproxy.cfg"
+        self.base = base
         self.ports_file = self.base / "ports.json"
-        self.pidfile = self.base / "haproxy.pid"
-        self.logfile = self.base / "haproxy.log"
         self.ports = json.loads(self.ports_file.read_text()) if self.ports_file.exists() else None
+        self._last = ""
 
     # -- configuration -----------------------------------------------------------------------
     def render(self) -> str:
@@ -86,52 +90,44 @@ class HaProxy:
         return changed
 
     # -- lifecycle ---------------------------------------------------------------------------
-    @property
-    def pid(self) -> int | None:
-        return procs.read_pid(self.pidfile)
-
     def start(self, timeout: float = 30) -> HaProxy:
         """Configure, start (foreground process as the server user, by pid; restarted when its
         configuration changed), wait until the read-write port reaches the leader."""
         changed = self.configure()
         if self.pid is None:
-            taken = [p for p in self.ports.values() if port_in_use(p)]
+            taken = [p for p in self.ports.values() if procs.port_in_use(p)]
             if taken:
                 raise HarnessError(f"HAProxy cannot start: 127.0.0.1 port(s) {taken} taken by another program "
                                    f"(free them, or delete {self.ports_file} to pick new ones)")
-            procs.spawn(["haproxy", "-db", "-f", str(self.cfg)], self.logfile, self.pidfile, cwd=self.base)
         elif changed:
             self.reload()
-        self.wait_ready(timeout)
-        return self
+        return super().start(timeout)
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        last = ""
-        while True:
-            if self.pid is None:
-                raise HarnessError(f"HAProxy exited; see {self.logfile}:\n{_tail(self.logfile)}")
-            try:
-                with psycopg.connect(self.dsn("read_write"), password=self.cluster.password(),
-                                     connect_timeout=2) as conn:
-                    if conn.execute("select not pg_is_in_recovery()").fetchone()[0]:
-                        return
-                    last = "the read-write port reached a replica"
-            except psycopg.Error as exc:
-                last = str(exc).strip().splitlines()[0]
-            if time.monotonic() > deadline:
-                raise HarnessError(f"HAProxy's read-write port 127.0.0.1:{self.ports['read_write']} did not "
-                                   f"reach the leader within {timeout:.0f} s ({last}); see {self.logfile}")
-            time.sleep(0.3)
+    def ready(self) -> bool:
+        """The read-write port reaches the leader."""
+        self._last = ""
+        try:
+            with psycopg.connect(self.dsn("read_write"), password=self.cluster.password(),
+                                 connect_timeout=2) as conn:
+                if conn.execute("select not pg_is_in_recovery()").fetchone()[0]:
+                    return True
+                self._last = "the read-write port reached a replica"
+        except psycopg.Error as exc:
+            self._last = str(exc).strip().splitlines()[0]
+        return False
+
+    def timeout_message(self, timeout: float) -> str:
+        return (f"HAProxy's read-write port 127.0.0.1:{self.ports['read_write']} did not reach the "
+                f"leader within {timeout:.0f} s ({self._last}); see {self.logfile}")
 
     def reload(self) -> None:
         """HAProxy 2.6 without master-worker mode reloads by a new process (-sf): simpler and as
         quick to restart it (clients reconnect, as after any failover)."""
         procs.stop_pid(self.pid, timeout=10)
-        procs.spawn(["haproxy", "-db", "-f", str(self.cfg)], self.logfile, self.pidfile, cwd=self.base)
+        self.launch()
 
-    def stop(self) -> None:
-        procs.stop_pid(self.pid, timeout=10)
+    def stop(self, timeout: float = 10) -> None:
+        super().stop(timeout)
 
     # -- connection strings ------------------------------------------------------------------
     def dsn(self, endpoint: str, user: str = "postgres", dbname: str = "postgres", **params: str) -> str:
@@ -145,9 +141,9 @@ class HaProxy:
         as hrp_readonly, all to hrp_database; None while HAProxy is not running."""
         if self.ports is None or self.pid is None:
             return {e: None for e in ENDPOINTS}
-        return {"read_write": self.dsn("read_write", "hrp_app", APP_DATABASE),
-                "read_only": self.dsn("read_only", "hrp_readonly", APP_DATABASE),
-                "reports": self.dsn("reports", "hrp_readonly", APP_DATABASE)}
+        return {"read_write": self.dsn("read_write", "hrp_app", DATABASE),
+                "read_only": self.dsn("read_only", "hrp_readonly", DATABASE),
+                "reports": self.dsn("reports", "hrp_readonly", DATABASE)}
 
 
 class ReadProbe:
@@ -185,9 +181,3 @@ class ReadProbe:
         self._halt.set()
         self._thread.join(10)
 
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"

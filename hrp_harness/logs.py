@@ -29,7 +29,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import HarnessError
-from .backup import read_fragment
+from .conf import fragment_values
 from .paths import CONF, REPO, state_dir
 
 RETENTION_CONF = CONF / "log-retention.conf"
@@ -58,7 +58,7 @@ class Retention:
 
     @classmethod
     def from_conf(cls, path: Path = RETENTION_CONF) -> Retention:
-        values = read_fragment(path, {})
+        values = fragment_values(path)
         try:
             return cls(**{name: int(values[name]) for name in
                           ("database_log_days", "audit_log_days", "performance_log_days")})
@@ -194,7 +194,7 @@ def retain(dirs: dict[str, Path], archive: Path | None = None, retention: Retent
 
 def log_line_prefix() -> str:
     """log_line_prefix as conf/logging.conf sets it (pgbadger must parse the same prefix)."""
-    return read_fragment(CONF / "logging.conf", {})["log_line_prefix"]
+    return fragment_values(CONF / "logging.conf")["log_line_prefix"]
 
 
 def slow_query_report(dirs: dict[str, Path], out: Path | None = None, days: int = 7,

@@ -437,7 +437,7 @@ def _base_env() -> dict[str, str]:
 def preload_without_cron() -> str:
     """conf/base.conf's shared_preload_libraries less pg_cron, quoted: for servers that must run no
     job (restored copies)."""
-    from .serverconf import conf_settings
+    from .conf import conf_settings
 
     [value] = [value for _, name, value in conf_settings(("base",)) if name == "shared_preload_libraries"]
     libraries = [lib for lib in value.strip("'").split(",") if lib.strip() != "pg_cron"]

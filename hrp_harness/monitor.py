@@ -7,7 +7,7 @@ default the local sink, hrp_harness/webhook_sink.py).
 
 Every process runs as the server user (the one that runs PostgreSQL: mtail must read its 0600
 log), on a free 127.0.0.1 port kept in STATE/monitor/stack.json, and is stopped by its pid
-(procs.Server), never by name. Layout of STATE/monitor:
+(procs.HttpServer), never by name. Layout of STATE/monitor:
 
     stack.json             the cluster watched, ports, URLs (monitor.status reads it)
     etc/                   rendered configuration: prometheus.yml, alerts.yml, alertmanager.yml,
@@ -34,11 +34,12 @@ import psycopg
 import yaml
 
 from . import HarnessError, procs
-from .cluster import port_in_use, render
-from .deploy import DATABASE, embedded_cluster
+from .conf import render, write_private
+from .cluster import DATABASE
+from .deploy import embedded_cluster
 from .passwords import role_passwords
 from .paths import CONF, state_dir
-from .server_user import chown_for_server, make_server_dir
+from .server_user import make_server_dir
 
 MONITOR_CONF = CONF / "monitoring"
 ROLE = "hrp_monitor"
@@ -112,14 +113,15 @@ class Stack:
         except FileNotFoundError:
             return None
 
-    def servers(self, meta: dict) -> list[procs.Server]:
+    def servers(self, meta: dict) -> list[procs.HttpServer]:
         """The stack's processes in start order (receivers before senders)."""
         etc, ports = self.base / "etc", meta["ports"]
         run, logs = self.base / "run", self.base / "logs"
 
         def server(name, argv, ready_path, env=None):
             url = f"http://127.0.0.1:{ports[name]}{ready_path}"
-            return procs.Server(name, argv, url, run, logs, cwd=self.base, env=env)
+            return procs.HttpServer(name, argv, url, run / f"{name}.pid", logs / f"{name}.log",
+                                    cwd=self.base, env=env)
 
         listen = lambda name: f"127.0.0.1:{ports[name]}"  # noqa: E731
         found = [
@@ -275,7 +277,7 @@ class Stack:
         ports: dict[str, int] = {}
         for name in names:
             port = kept.get(name)
-            while port is None or port in ports.values() or port_in_use(port):
+            while port is None or port in ports.values() or procs.port_in_use(port):
                 port = procs.free_port()
             ports[name] = port
         return ports
@@ -318,7 +320,6 @@ class Stack:
             "DISK_MOUNTPOINTS": "|".join(sorted({re.escape(mountpoint(p))
                                                  for p in targets.disk_paths})).replace("'", "''"),
             "CLUSTER": targets.cluster,
-            "CLIENT_NETWORKS": "",  # render() wants it; no line of these templates repeats per network
         }))
         sink = f"http://{loopback}:{ports['webhook-sink']}"
         (etc / "alertmanager.yml").write_text(render(MONITOR_CONF / "alertmanager.yml.template", {
@@ -328,14 +329,9 @@ class Stack:
             "GROUP_WAIT": timing.group_wait,
             "GROUP_INTERVAL": timing.group_interval,
             "REPEAT_INTERVAL": timing.repeat_interval,
-            "CLIENT_NETWORKS": "",
         }))
         procs.give_tree(self.base, skip=("prometheus", "alertmanager", "webhook"))
-        secret = self.base / "secrets" / f"{ROLE}.password"
-        fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(password + "\n")
-        chown_for_server(secret)
+        write_private(self.base / "secrets" / f"{ROLE}.password", password + "\n", server=True)
 
 
 def exporter_env(base: Path, target: dict) -> dict[str, str]:

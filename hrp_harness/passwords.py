@@ -23,6 +23,7 @@ import psycopg
 from psycopg import sql
 
 from . import HarnessError
+from .conf import write_private
 from .paths import state_dir
 
 ROLE_ENV = {
@@ -61,17 +62,6 @@ def _read_secrets(path: Path) -> dict[str, str]:
     return data
 
 
-def _write_secrets(path: Path, data: dict[str, str]) -> None:
-    """Write atomically; the file is created 0600 (no window where it is readable)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as out:
-        json.dump(data, out, indent=2, sort_keys=True)
-        out.write("\n")
-    os.replace(temporary, path)
-
-
 def role_passwords(state: Path | None = None,
                    environ: dict[str, str] | None = None) -> dict[str, tuple[str, str]]:
     """role -> (password, where it comes from); generates and stores the missing ones."""
@@ -92,7 +82,8 @@ def role_passwords(state: Path | None = None,
                 generated = True
             result[role] = (stored[role], str(path))
     if generated:
-        _write_secrets(path, stored)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, json.dumps(stored, indent=2, sort_keys=True) + "\n")
     return result
 
 

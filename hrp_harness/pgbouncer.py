@@ -1,16 +1,15 @@
 """PgBouncer 1.18 in front of a cluster: the application's way in (conf/pgbouncer.ini.template).
 
-One controller shape, as every server the harness runs: configure, start (as the server user, by
-pid), wait until ready with a deadline, stop by pid. Its files live in CLUSTER_BASE/pgbouncer/:
-pgbouncer.ini (port kept there), userlist.txt (0600: the login roles' SCRAM verifiers, copied from
-pg_authid by `sync_userlist`, which every deploy and start runs, so it stays in step with the
-passwords deploy sets), pgbouncer.pid, pgbouncer.log.
+One controller shape, as every server the harness runs (procs.Controller): configure, start (as the
+server user, by pid), wait until ready with the one deadline helper, stop by pid. Its files live in
+CLUSTER_BASE/pgbouncer/: pgbouncer.ini (port kept there), userlist.txt (0600: the login roles' SCRAM
+verifiers, copied from pg_authid by `sync_userlist`, which every deploy and start runs, so it stays
+in step with the passwords deploy sets), pgbouncer.pid, pgbouncer.log, pgbouncer.out (its output).
 """
 from __future__ import annotations
 
 import os
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 
 from . import HarnessError, procs
-from .cluster import APP_DATABASE, Cluster, port_in_use, render
+from .cluster import DATABASE, Cluster
+from .conf import render, write_private
 from .paths import CONF
 from .server_user import chown_for_server
 
@@ -36,9 +36,12 @@ FILE_LIMIT = 4096
 
 
 @dataclass
-class PgBouncer:
+class PgBouncer(procs.Controller):
     cluster: Cluster
     port: int | None = None
+
+    name = "PgBouncer"
+    poll_interval = 0.05
 
     def __post_init__(self) -> None:
         if self.port is None and self.ini.exists():
@@ -67,6 +70,22 @@ class PgBouncer:
         return self.base / "pgbouncer.log"
 
     @property
+    def outfile(self) -> Path:
+        return self.base / "pgbouncer.out"
+
+    @property
+    def cwd(self) -> Path:
+        return self.base
+
+    @property
+    def argv(self) -> list[str]:
+        # runuser's PAM session sets a soft limit of 1024 open files; PgBouncer needs one per client
+        # and server connection (it logs its "max expected fd use")
+        return ["prlimit", f"--nofile={FILE_LIMIT}", "pgbouncer", str(self.ini)]
+
+    env = None
+
+    @property
     def configured(self) -> bool:
         return self.ini.exists()
 
@@ -78,14 +97,14 @@ class PgBouncer:
             self.port = procs.free_port()
         tls_dir = self.cluster.tls_dir
         values = {
-            "PORT": str(self.port), "PG_PORT": str(self.cluster.port), "DATABASE": APP_DATABASE,
+            "PORT": str(self.port), "PG_PORT": str(self.cluster.port), "DATABASE": DATABASE,
             "SESSION_POOL_SIZE": str(SESSION_POOL_SIZE), "TX_POOL_SIZE": str(TX_POOL_SIZE),
             "MAX_CLIENT_CONN": str(MAX_CLIENT_CONN), "AUTH_FILE": str(self.userlist),
             "LOG_FILE": str(self.logfile), "SOCKET_DIR": str(self.cluster.socket_dir),
             "TLS_CERT": str(tls_dir / "server.crt"), "TLS_KEY": str(tls_dir / "server.key"),
             "TLS_CA": str(tls_dir / "ca.crt"),
         }
-        _write_server_file(self.ini, render(CONF / "pgbouncer.ini.template", values))
+        write_private(self.ini, render(CONF / "pgbouncer.ini.template", values), server=True)
         self.sync_userlist()
 
     def sync_userlist(self) -> None:
@@ -100,19 +119,11 @@ class PgBouncer:
                 lines.append(f'"{role}" "{verifier}"\n')
         text = "".join(lines)
         if not self.userlist.exists() or self.userlist.read_text() != text:
-            _write_server_file(self.userlist, text)
+            write_private(self.userlist, text, server=True)
             if self.running:
                 self.reload()
 
     # -- lifecycle ---------------------------------------------------------------------------
-    @property
-    def pid(self) -> int | None:
-        return procs.read_pid(self.pidfile)
-
-    @property
-    def running(self) -> bool:
-        return self.pid is not None
-
     def start(self, timeout: float = 30) -> PgBouncer:
         """Configure, start as the server user, wait until it accepts connections."""
         if not self.cluster.running:
@@ -120,29 +131,21 @@ class PgBouncer:
         self.configure()
         if self.running:
             return self
-        if port_in_use(self.port):
+        if procs.port_in_use(self.port):
             raise HarnessError(f"PgBouncer's port {self.port} on 127.0.0.1 is taken by another program "
                                f"(free it, or edit listen_port in {self.ini})")
         if not self.logfile.exists():
             self.logfile.touch()
             chown_for_server(self.logfile)
-        # runuser's PAM session sets a soft limit of 1024 open files; PgBouncer needs one per client
-        # and server connection (it logs its "max expected fd use")
-        procs.spawn(["prlimit", f"--nofile={FILE_LIMIT}", "pgbouncer", str(self.ini)],
-                    self.base / "pgbouncer.out", self.pidfile, cwd=self.base)
-        self.wait_ready(timeout)
-        return self
+        return super().start(timeout)
 
-    def wait_ready(self, timeout: float = 30) -> None:
-        """Until PgBouncer listens on its port (its log tail in the error otherwise)."""
-        deadline = time.monotonic() + timeout
-        while not port_in_use(self.port):
-            if self.pid is None:
-                raise HarnessError(f"PgBouncer exited at start; see {self.logfile}:\n{self.log_tail()}")
-            if time.monotonic() > deadline:
-                raise HarnessError(f"PgBouncer did not listen on 127.0.0.1:{self.port} within "
-                                   f"{timeout:.0f} s; see {self.logfile}:\n{self.log_tail()}")
-            time.sleep(0.05)
+    def ready(self) -> bool:
+        """PgBouncer listens on its port."""
+        return procs.port_in_use(self.port)
+
+    def timeout_message(self, timeout: float) -> str:
+        return (f"PgBouncer did not listen on 127.0.0.1:{self.port} within {timeout:.0f} s; see "
+                f"{self.logfile}:\n{self.log_tail()}")
 
     def reload(self) -> None:
         """SIGHUP: re-read pgbouncer.ini and the userlist, keeping client connections."""
@@ -151,30 +154,16 @@ class PgBouncer:
         if self.pid is not None:
             os.kill(self.pid, signal.SIGHUP)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10) -> None:
         """Stop by pid: SIGTERM (PgBouncer 1.18: immediate shutdown, clients disconnected), SIGKILL
         after 10 s."""
-        procs.stop_pid(self.pid, timeout=10)
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        super().stop(timeout)
 
     # -- connection strings ------------------------------------------------------------------
     def dsn(self, role: str = "hrp_app", transaction_pooling: bool = False, **params: str) -> str:
         """TCP conninfo through PgBouncer, TLS verified against the cluster's CA; no password."""
-        dbname = APP_DATABASE + (TX_SUFFIX if transaction_pooling else "")
+        dbname = DATABASE + (TX_SUFFIX if transaction_pooling else "")
         params.setdefault("sslmode", "verify-full")
         params.setdefault("sslrootcert", str(self.cluster.tls_dir / "ca.crt"))
         return make_conninfo(host="127.0.0.1", port=self.port, user=role, dbname=dbname, **params)
 
-
-def _write_server_file(path: Path, text: str) -> None:
-    """A 0600 file of the server user (created 0600: never readable by others, not even briefly)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.chmod(path, 0o600)
-    chown_for_server(path)

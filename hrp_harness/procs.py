@@ -1,17 +1,39 @@
-"""Background server processes started as the server user and stopped by pid, never by name."""
+"""Process plumbing of the harness: every server it runs has one controller shape (Controller),
+started as the server user and stopped by pid (PostgreSQL: by data directory), never by name; one
+deadline helper (wait_until); free ports.
+
+Controller is the shape of Patroni's features/environment.py AbstractController: start() launches
+the server unless it runs and waits until ready() within a deadline, stop() stops it by pid,
+log_tail() is what an error quotes. Its users: HttpServer (etcd, the monitoring stack),
+cluster.Cluster (PostgreSQL, through pg_ctl), pgbouncer.PgBouncer, haproxy.HaProxy and the Patroni
+members and their postmaster checks in ha.py.
+"""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
 
 from hrp_harness import HarnessError
-from hrp_harness.cluster import free_port  # noqa: F401  (re-exported for ha.py)
 from hrp_harness.server_user import as_server_user, chown_for_server, make_server_dir
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def give_tree(path: Path, skip: tuple[str, ...] = ()) -> None:
@@ -43,17 +65,16 @@ def spawn(argv: list[str], log: Path, pidfile: Path, cwd: Path, env: dict | None
     chown_for_server(log)
     pid = proc.pid
     if argv[0] == "runuser":
-        deadline = time.monotonic() + 10
-        while True:
-            children = psutil.Process(proc.pid).children() if psutil.pid_exists(proc.pid) else []
-            if children:
-                pid = children[0].pid
-                break
-            if proc.poll() is not None:
+        children: list[psutil.Process] = []
+
+        def forked() -> bool:
+            children[:] = psutil.Process(proc.pid).children() if psutil.pid_exists(proc.pid) else []
+            if not children and proc.poll() is not None:
                 raise HarnessError(f"{argv[4]} exited at once with {proc.returncode}; see {log}")
-            if time.monotonic() > deadline:
-                raise HarnessError(f"{argv[4]} did not start within 10 s; see {log}")
-            time.sleep(0.01)
+            return bool(children)
+        wait_until(forked, 10, argv[4], interval=0.01, ignore=(psutil.NoSuchProcess,),
+                   message=f"{argv[4]} did not start within 10 s; see {log}")
+        pid = children[0].pid
     pidfile.write_text(f"{pid}\n")
     return pid
 
@@ -148,18 +169,24 @@ def kill_tree_now(pids: list[int]) -> None:
     wait_gone(victims, timeout=10)
 
 
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.2) -> None:
-    """Call predicate until it returns true; a HarnessError naming `what` after timeout seconds.
-    OSError (a port not listening yet) counts as not yet."""
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2,
+               ignore: tuple[type[BaseException], ...] = (OSError,),
+               error: type[HarnessError] = HarnessError,
+               message: str | Callable[[], str] | None = None) -> None:
+    """The one deadline helper: call predicate until it returns true. An exception of `ignore` (a
+    port not listening yet) counts as not yet; any other goes through (a predicate raises to say
+    the process it waits for died). After timeout seconds: error(message) (a callable message is
+    called then), by default "timed out after N s waiting for `what`"."""
     deadline = time.monotonic() + timeout
     while True:
         try:
             if predicate():
                 return
-        except OSError:
+        except ignore:
             pass
         if time.monotonic() > deadline:
-            raise HarnessError(f"timed out after {timeout:.0f} s waiting for {what}")
+            text = message() if callable(message) else message
+            raise error(text or f"timed out after {timeout:.0f} s waiting for {what}")
         time.sleep(interval)
 
 
@@ -175,43 +202,58 @@ def http_status(url: str, timeout: float = 2.0) -> int:
         return err.code
 
 
-class Server:
-    """One HTTP server process the harness runs (the controller shape of every server): start it as
-    the server user (spawn), wait until its ready URL answers 200 within a deadline, stop it by pid.
-    Its pid file and log are RUN_DIR/NAME.pid and LOG_DIR/NAME.log."""
+class Controller:
+    """One server process the harness runs: launched as the server user (spawn) with its pid in
+    pidfile, output appended to outfile (default: logfile), stopped by pid. A subclass says when it
+    is ready (default: as soon as it runs) and may override launch, the messages and stop."""
 
-    def __init__(self, name: str, argv: list[str], ready_url: str, run_dir: Path, log_dir: Path,
-                 cwd: Path, env: dict | None = None):
-        self.name, self.argv, self.ready_url, self.env = name, argv, ready_url, env
-        self.pidfile = Path(run_dir) / f"{name}.pid"
-        self.logfile = Path(log_dir) / f"{name}.log"
-        self.cwd = Path(cwd)
+    #: seconds between two looks at ready()
+    poll_interval = 0.2
+
+    def __init__(self, name: str, argv: list[str], pidfile: Path, logfile: Path, cwd: Path,
+                 env: dict | None = None, outfile: Path | None = None):
+        self.name, self.argv, self.env = name, argv, env
+        self.pidfile, self.logfile, self.cwd = Path(pidfile), Path(logfile), Path(cwd)
+        self.outfile = Path(outfile or logfile)
 
     @property
     def pid(self) -> int | None:
         return read_pid(self.pidfile)
 
-    def ready(self) -> bool:
-        try:
-            return http_status(self.ready_url) == 200
-        except OSError:
-            return False
+    @property
+    def running(self) -> bool:
+        return self.pid is not None
 
-    def start(self, timeout: float = 30) -> int:
-        """Start (when not running) and wait until ready; a dead process names its log's tail."""
-        if self.pid is None:
-            spawn(self.argv, self.logfile, self.pidfile, cwd=self.cwd, env=self.env)
-        self.wait_ready(timeout)
-        return self.pid
+    def ready(self) -> bool:
+        return True
+
+    def launch(self) -> None:
+        """Start the process (not waiting for it to be ready)."""
+        spawn(self.argv, self.outfile, self.pidfile, cwd=self.cwd, env=self.env)
+
+    def start(self, timeout: float | None = 30):
+        """Launch (when not running) and wait until ready; timeout None: do not wait (the caller
+        judges, e.g. a Patroni member by the cluster's state)."""
+        if not self.running:
+            self.launch()
+        if timeout is not None:
+            self.wait_ready(timeout)
+        return self
 
     def wait_ready(self, timeout: float = 30) -> None:
+        """Until ready(); a process that exits meanwhile is reported at once with its log's tail."""
         def ready_or_dead() -> bool:
-            if self.pid is None:
-                raise HarnessError(f"{self.name} exited at start:\n{self.log_tail()}")
+            if not self.running:
+                raise HarnessError(f"{self.name} exited at start; see {self.logfile}:\n{self.log_tail()}")
             return self.ready()
-        wait_until(ready_or_dead, timeout, f"{self.name} at {self.ready_url} (log {self.logfile})")
+        wait_until(ready_or_dead, timeout, self.name, interval=self.poll_interval,
+                   message=lambda: self.timeout_message(timeout))
+
+    def timeout_message(self, timeout: float) -> str:
+        return f"timed out after {timeout:.0f} s waiting for {self.name} (log {self.logfile})"
 
     def stop(self, timeout: float = 30) -> None:
+        """Stop by pid: SIGTERM, SIGKILL after timeout."""
         stop_pid(self.pid, timeout)
         self.pidfile.unlink(missing_ok=True)
 
@@ -221,3 +263,22 @@ class Server:
         except FileNotFoundError:
             return f"(no log {self.logfile})"
         return "\n".join(text.splitlines()[-lines:])
+
+
+class HttpServer(Controller):
+    """A Controller that is ready when its ready URL answers 200 (etcd, the monitoring stack)."""
+
+    def __init__(self, name: str, argv: list[str], ready_url: str, pidfile: Path, logfile: Path,
+                 cwd: Path, env: dict | None = None):
+        super().__init__(name, argv, pidfile, logfile, cwd, env)
+        self.ready_url = ready_url
+
+    def ready(self) -> bool:
+        try:
+            return http_status(self.ready_url) == 200
+        except OSError:
+            return False
+
+    def timeout_message(self, timeout: float) -> str:
+        return (f"timed out after {timeout:.0f} s waiting for {self.name} at {self.ready_url} "
+                f"(log {self.logfile})")

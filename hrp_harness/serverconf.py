@@ -12,11 +12,10 @@ from dataclasses import dataclass
 
 import psycopg
 
-from .paths import CONF
+from .conf import conf_settings, unquote
 
 #: The fragments whose settings a server running the HRP database must have.
 SECURITY_FRAGMENTS = ("base", "logging", "audit", "tls")
-SETTING = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=\s*('(?:[^']|'')*'|[^#\s]+)")
 MEMORY_KB = {"B": 1 / 1024, "kB": 1, "MB": 1024, "GB": 1024**2, "TB": 1024**3}
 TIME_MS = {"us": 0.001, "ms": 1, "s": 1000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 TRUE = {"on", "true", "yes", "1"}
@@ -44,22 +43,6 @@ class Advice:
         return self.context == "postmaster"
 
 
-def conf_settings(fragments=SECURITY_FRAGMENTS) -> list[tuple[str, str, str]]:
-    """(fragment, name, value) of every setting in the given conf/ fragments."""
-    found = []
-    for fragment in fragments:
-        for line in (CONF / f"{fragment}.conf").read_text().splitlines():
-            if match := SETTING.match(line):
-                found.append((fragment, match.group(1), match.group(2)))
-    return found
-
-
-def _unquote(value: str) -> str:
-    if len(value) >= 2 and value[0] == value[-1] == "'":
-        return value[1:-1].replace("''", "'")
-    return value
-
-
 def _in_base_unit(value: str, unit: str) -> float | None:
     number = re.fullmatch(r"(-?\d+(?:\.\d+)?)\s*([A-Za-z]*)", value)
     base = re.fullmatch(r"(\d*)([A-Za-z]+)", unit)
@@ -74,7 +57,7 @@ def _in_base_unit(value: str, unit: str) -> float | None:
 
 
 def matches(name: str, wanted: str, setting: str, unit: str | None = None) -> bool:
-    want = _unquote(wanted)
+    want = unquote(wanted)
     if name == "shared_preload_libraries":  # more preloaded libraries are fine
         have = {lib.strip() for lib in setting.split(",") if lib.strip()}
         return {lib.strip() for lib in want.split(",") if lib.strip()} <= have
@@ -91,7 +74,7 @@ def matches(name: str, wanted: str, setting: str, unit: str | None = None) -> bo
 
 
 def server_advice(dsn: str) -> list[Advice]:
-    wanted = conf_settings()
+    wanted = conf_settings(SECURITY_FRAGMENTS)
     with psycopg.connect(dsn) as conn:
         rows = {row[0]: row for row in conn.execute(
             "select name, setting, unit, context, source, current_setting(name)"

@@ -15,7 +15,7 @@ from psycopg.conninfo import make_conninfo
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from hrp_harness.apply import apply
-from hrp_harness.cluster import APP_DATABASE, SUPERUSER, Cluster
+from hrp_harness.cluster import DATABASE, SUPERUSER, Cluster
 from hrp_harness.passwords import ROLE_ENV
 from hrp_harness.server_user import make_server_dir
 
@@ -86,7 +86,7 @@ def app_database(pg_cluster):
     (roles, SCRAM passwords, database-scope settings): pg_hba lets the login roles reach only it."""
     from hrp_harness.deploy import deploy
 
-    yield deploy(pg_cluster.dsn(APP_DATABASE), echo=lambda *_: None)
+    yield deploy(pg_cluster.dsn(DATABASE), echo=lambda *_: None)
 
 
 def _clone(cluster: Cluster, template: str | None, prefix: str):

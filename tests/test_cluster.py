@@ -9,7 +9,8 @@ import pytest
 
 from conftest import new_cluster_base
 from hrp_harness import HarnessError
-from hrp_harness.cluster import Cluster, render
+from hrp_harness.cluster import Cluster
+from hrp_harness.conf import render
 from hrp_harness.paths import CONF
 
 

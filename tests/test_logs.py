@@ -13,7 +13,7 @@ import pytest
 
 from conftest import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import APP_DATABASE
+from hrp_harness.cluster import DATABASE
 from hrp_harness.logs import DAY, Retention, entries, retain
 
 RETENTION = Retention(database_log_days=90, audit_log_days=2557, performance_log_days=365)
@@ -36,7 +36,7 @@ def logs(pg_cluster, app_database, tmp_path):
     """A log directory holding a copy of the session's real log as a 100-day-old file (with an
     audited statement and a slow one made here), a 10-day-old one, and the current one."""
     marker = f"retention probe {time.time_ns()}"
-    with psycopg.connect(pg_cluster.tcp_dsn(APP_DATABASE, "hrp_app", TEST_PASSWORDS["hrp_app"])) as conn:
+    with psycopg.connect(pg_cluster.tcp_dsn(DATABASE, "hrp_app", TEST_PASSWORDS["hrp_app"])) as conn:
         conn.execute("select %s::text, pg_sleep(1.05)", (marker,))
     text = session_log(pg_cluster, marker)
     directory = tmp_path / "log"

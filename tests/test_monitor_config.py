@@ -21,7 +21,7 @@ import pytest
 import yaml
 
 from conftest import TEST_PASSWORDS, new_cluster_base
-from hrp_harness.cluster import APP_DATABASE
+from hrp_harness.cluster import DATABASE
 from hrp_harness.monitor import (MONITOR_CONF, PgTarget, Stack, Targets, Timing, exporter_env,
                                  rules_text)
 from hrp_harness.paths import REPO
@@ -252,7 +252,7 @@ def test_mtail_counts_failed_logins_lock_waits_and_slow_statements(pg_cluster, a
         params = [("hrp_app", "wrong", "verify-full"), ("hrp_nobody", "x", "verify-full"),
                   ("hrp_app", "wrong", "disable")][attempt % 3]
         with pytest.raises(psycopg.OperationalError):
-            psycopg.connect(pg_cluster.tcp_dsn(APP_DATABASE, params[0], params[1], sslmode=params[2],
+            psycopg.connect(pg_cluster.tcp_dsn(DATABASE, params[0], params[1], sslmode=params[2],
                                                connect_timeout="5"))
     with psycopg.connect(app_database, autocommit=True) as holder, \
             psycopg.connect(app_database, autocommit=True) as waiter:

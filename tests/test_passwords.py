@@ -12,7 +12,7 @@ import pytest
 
 from conftest import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import APP_DATABASE
+from hrp_harness.cluster import DATABASE
 from hrp_harness.passwords import ROLE_ENV, ensure_role_passwords, role_passwords, set_passwords
 
 
@@ -47,7 +47,7 @@ def test_generated_passwords_are_set_and_log_in(pg_cluster, app_database, tmp_pa
         assert lines == [f"password of {role}: SCRAM-SHA-256, from {tmp_path / 'secrets.json'}"
                          for role in ROLE_ENV]
         for role, password in chosen.items():
-            with psycopg.connect(pg_cluster.tcp_dsn(APP_DATABASE, role, password)) as conn:
+            with psycopg.connect(pg_cluster.tcp_dsn(DATABASE, role, password)) as conn:
                 assert conn.execute("select current_user").fetchone()[0] == role
         assert not any(password in line for line in lines for password in chosen.values())
     finally:  # roles are cluster-wide: give them the session's passwords back

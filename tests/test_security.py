@@ -15,7 +15,7 @@ from psycopg import errors, sql
 
 from conftest import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import APP_DATABASE
+from hrp_harness.cluster import DATABASE
 from hrp_harness.deploy import deploy
 from hrp_harness.passwords import role_passwords, set_passwords
 
@@ -26,7 +26,7 @@ def quiet(*_args):
     pass
 
 
-def login(cluster, role: str, password: str | None = None, dbname: str = APP_DATABASE,
+def login(cluster, role: str, password: str | None = None, dbname: str = DATABASE,
           autocommit: bool = False, **params):
     password = TEST_PASSWORDS[role] if password is None else password
     return psycopg.connect(cluster.tcp_dsn(dbname, role, password, connect_timeout="5", **params),
@@ -193,7 +193,7 @@ def test_dml_by_app_is_in_the_audit_log_with_its_parameters(pg_cluster, app_data
 
 
 def test_passwords_and_verifiers_never_reach_the_log(pg_cluster, app_database):
-    deploy(pg_cluster.dsn(APP_DATABASE), echo=quiet)  # sets the passwords again, now
+    deploy(pg_cluster.dsn(DATABASE), echo=quiet)  # sets the passwords again, now
     with psycopg.connect(app_database) as conn:
         verifiers = [v for (v,) in conn.execute(
             "select rolpassword from pg_authid where rolname = any(%s)", (list(ROLES),))]
@@ -251,7 +251,7 @@ def test_a_role_changing_its_own_password_logs_no_password(pg_cluster, app_datab
 def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_database):
     for role in ROLES:
         dsn = psycopg.conninfo.make_conninfo(host=str(pg_cluster.socket_dir), port=pg_cluster.port, user=role,
-                                             password=TEST_PASSWORDS[role], dbname=APP_DATABASE)
+                                             password=TEST_PASSWORDS[role], dbname=DATABASE)
         with psycopg.connect(dsn) as conn:
             assert conn.execute("select current_user").fetchone()[0] == role
         with pytest.raises(psycopg.OperationalError, match=f'pg_hba.conf rejects connection for host "\\[local\\]",'
@@ -260,9 +260,9 @@ def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_dat
 
 
 def test_database_scope_audit_settings_equal_the_conf_fragments(app_database):
-    from hrp_harness.serverconf import _unquote, conf_settings
+    from hrp_harness.conf import conf_settings, unquote
 
-    wanted = {name: _unquote(value) for fragment, name, value in conf_settings(("audit",))}
+    wanted = {name: unquote(value) for fragment, name, value in conf_settings(("audit",))}
     with psycopg.connect(app_database) as conn:
         config = conn.execute(
             "select unnest(setconfig) from pg_db_role_setting"

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from conftest import TEST_PASSWORDS, new_cluster_base
-from hrp_harness.cluster import APP_DATABASE, Cluster
+from hrp_harness.cluster import DATABASE, Cluster
 from hrp_harness.deploy import deploy
 from hrp_harness.paths import REPO
 from hrp_harness.pgtap import run_pgtap
@@ -30,7 +30,7 @@ def plain_server():
 @pytest.fixture(scope="module")
 def dsn_deploy(plain_server):
     lines: list[str] = []
-    target = deploy(plain_server.dsn(APP_DATABASE), echo=lines.append)
+    target = deploy(plain_server.dsn(DATABASE), echo=lines.append)
     return target, lines
 
 
@@ -91,7 +91,7 @@ def test_dsn_deploy_roles_are_scram_with_exactly_the_spec_privileges(plain_serve
     assert all(p.startswith("SCRAM-SHA-256$4096:") for n, p in stored if n != "hrp_owner")
     assert dict(stored)["hrp_owner"] is None  # NOLOGIN, no password
     # the socket login as hrp_app (pg_hba: local scram) proves the password
-    dsn = f"host={plain_server.socket_dir} port={plain_server.port} dbname={APP_DATABASE} user=hrp_app"
+    dsn = f"host={plain_server.socket_dir} port={plain_server.port} dbname={DATABASE} user=hrp_app"
     with psycopg.connect(dsn, password=TEST_PASSWORDS["hrp_app"]) as conn:
         assert conn.execute("select current_user").fetchone()[0] == "hrp_app"
     for name in ("roles", "grants"):

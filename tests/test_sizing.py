@@ -8,7 +8,8 @@ import re
 
 import psycopg
 
-from hrp_harness.cluster import Cluster, max_connections, render
+from hrp_harness.cluster import Cluster, max_connections
+from hrp_harness.conf import render
 from hrp_harness.paths import CONF
 from hrp_harness.sizing import SPEC_HOST, Host, sized_values
 

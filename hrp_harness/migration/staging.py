@@ -15,13 +15,13 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from string import Template
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
 from .. import HarnessError
+from ..conf import render
 from ..inputs import database_name
 from ..paths import REPO
 from .preflight import Preflight, _die_with_parent
@@ -102,10 +102,7 @@ def render_pgloader(source: Path, target_url: str, table: str, columns: list[tup
               "CASTS": casts,
               "EXCLUDING": ("excluding table names like " + ", ".join(f"'{t}'" for t in excluded)
                             if excluded else "")}
-    try:
-        return Template(PGLOADER_TEMPLATE.read_text()).substitute(values)
-    except (KeyError, ValueError) as exc:
-        raise HarnessError(f"{PGLOADER_TEMPLATE}: unknown template variable {exc}") from None
+    return render(PGLOADER_TEMPLATE, values)
 
 
 @dataclass
