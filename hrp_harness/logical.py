@@ -20,6 +20,7 @@ from pathlib import Path
 
 from hrp_harness import HarnessError
 from hrp_harness.backup import PASSPHRASE_ENV, passphrase, passphrase_file
+from hrp_harness.conf import write_private
 from hrp_harness.paths import pgbin, state_dir
 
 SUFFIX = ".pgdump.enc"
@@ -85,6 +86,8 @@ def dump(dsn: str, dbname: str, directory: Path | None = None, secret: str | Non
     partial = target.with_name(target.name + ".partial")
     roles = roles_file(target)
     roles_partial = roles.with_name(roles.name + ".partial")
+    for empty in (roles_partial, partial):  # openssl -out truncates a file and keeps its mode: 0600
+        write_private(empty, "")
     _pipe([pgbin("pg_dumpall"), "--roles-only", "--no-role-passwords", "--dbname",
            make_conninfo(dsn, dbname="postgres")],
           ["openssl", "enc", "-e", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-out",
@@ -95,7 +98,6 @@ def dump(dsn: str, dbname: str, directory: Path | None = None, secret: str | Non
           ["openssl", "enc", "-e", *CIPHER, "-pass", f"env:{PASSPHRASE_ENV}", "-out", str(partial)],
           _env(secret), f"logical backup of {dbname} into {target}")
     for done, final in ((roles_partial, roles), (partial, target)):
-        os.chmod(done, 0o600)
         done.rename(final)
     return target
 

@@ -177,6 +177,7 @@ def test_logical_backup_encrypted_restored_and_rotated(archived, tmp_path):
     dump = logical.dump(cluster.dsn(), DATABASE, directory=tmp_path)
     assert dump.read_bytes()[:8] == b"Salted__"  # encrypted, not a PGDMP archive
     assert oct(dump.stat().st_mode & 0o777) == "0o600"
+    assert oct(logical.roles_file(dump).stat().st_mode & 0o777) == "0o600"
     with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
         conn.execute("create database hrp_logical_restore")
     try:
