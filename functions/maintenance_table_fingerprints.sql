@@ -6,7 +6,7 @@
 -- Runs with its caller's rights; only superusers may execute it, like every maintenance function.
 -- requires: schema/0020_maintenance.sql (its schema; catalogs and query_to_xml otherwise)
 
-create or replace function maintenance.table_fingerprints()
+create or replace function hrp_maintenance.table_fingerprints()
 returns table (table_schema text, table_name text, row_count bigint, rows_md5 text)
 language sql
 stable
@@ -41,8 +41,8 @@ as $$
     order by table_schema, table_name;
 $$;
 
-comment on function maintenance.table_fingerprints() is
+comment on function hrp_maintenance.table_fingerprints() is
 'Every ordinary table of this database with its row count and the md5 of its rows as text in
 text order: what backup.verify compares between the source and a restored copy.';
 
-revoke execute on function maintenance.table_fingerprints() from public;
+revoke execute on function hrp_maintenance.table_fingerprints() from public;

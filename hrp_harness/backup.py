@@ -356,7 +356,7 @@ def restore_copy(repo: Repository, to: Path, target_time: str | None = None, sta
 
 def fingerprints(dsn: str) -> dict[tuple[str, str], tuple[int, str]]:
     """(schema, table) -> (row count, md5 of the rows) for every table of the dsn's database
-    (maintenance.table_fingerprints(), functions/maintenance_table_fingerprints.sql)."""
+    (hrp_maintenance.table_fingerprints(), functions/maintenance_table_fingerprints.sql)."""
     with psycopg.connect(dsn) as conn:
         function = FINGERPRINTS.as_string(conn) + "()"
         if conn.execute("select to_regprocedure(%s)", (function,)).fetchone()[0] is None:

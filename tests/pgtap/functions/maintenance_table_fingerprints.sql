@@ -7,8 +7,8 @@ create extension if not exists pgtap;
 select plan(7);
 
 select has_function(
-    'maintenance', 'table_fingerprints', array[]::text[],
-    'function maintenance.table_fingerprints() exists'
+    'hrp_maintenance', 'table_fingerprints', array[]::text[],
+    'function hrp_maintenance.table_fingerprints() exists'
 );
 
 create schema pgtap_fingerprints;
@@ -20,7 +20,7 @@ create view pgtap_fingerprints.not_a_table as select 1 as one;
 select results_eq(
     $$
     select table_name, row_count, rows_md5
-    from maintenance.table_fingerprints()
+    from hrp_maintenance.table_fingerprints()
     where table_schema = 'pgtap_fingerprints'
     $$,
     $$
@@ -32,7 +32,7 @@ select results_eq(
 );
 select ok(
     exists (
-        select 1 from maintenance.table_fingerprints()
+        select 1 from hrp_maintenance.table_fingerprints()
         where table_schema = 'public' and table_name = 'races'
     ),
     'the spec''s tables are fingerprinted'
@@ -40,7 +40,7 @@ select ok(
 select is_empty(
     $$
     select 1
-    from maintenance.table_fingerprints()
+    from hrp_maintenance.table_fingerprints()
     where table_schema in ('pg_catalog', 'information_schema') or table_schema like 'pg\_toast%'
     $$,
     'no catalog table is fingerprinted'
@@ -50,18 +50,18 @@ update pgtap_fingerprints.two_rows set code = 'c'
 where id = 2;
 select isnt(
     (
-        select f.rows_md5 from maintenance.table_fingerprints() as f
+        select f.rows_md5 from hrp_maintenance.table_fingerprints() as f
         where f.table_schema = 'pgtap_fingerprints' and f.table_name = 'two_rows'
     ),
     md5('(1,a)' || E'\n' || '(2,b)'),
     'a changed value changes the table''s md5'
 );
 select function_privs_are(
-    'maintenance', 'table_fingerprints', array[]::text[], 'public', array[]::text[],
+    'hrp_maintenance', 'table_fingerprints', array[]::text[], 'public', array[]::text[],
     'PUBLIC may not execute table_fingerprints (superusers only)'
 );
 select isnt(
-    obj_description('maintenance.table_fingerprints()'::regprocedure, 'pg_proc'), null,
+    obj_description('hrp_maintenance.table_fingerprints()'::regprocedure, 'pg_proc'), null,
     'table_fingerprints has a comment'
 );
 
