@@ -28,7 +28,7 @@ STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
 BACKUP_TYPES = ("full", "diff", "incr")
 #: The function comparing a database's tables (functions/maintenance_table_fingerprints.sql).
-FINGERPRINTS = sql.Identifier("maintenance", "table_fingerprints")
+FINGERPRINTS = sql.Identifier("hrp_maintenance", "table_fingerprints")
 
 
 class BackupError(HarnessError):
