@@ -541,7 +541,7 @@ def _maintenance_target(dsn):
 
 
 @task(name="run", help={"job": "the job's name in cron.job (daily_vacuum_analyze@hrp_database) or in "
-                               "maintenance.schedule (daily_vacuum_analyze)", "dsn": _DSN_HELP})
+                               "hrp_maintenance.schedule (daily_vacuum_analyze)", "dsn": _DSN_HELP})
 def maintenance_run(c, job, dsn=None):
     """Run a maintenance job now, as pg_cron would (one transaction); print its run and findings."""
     from hrp_harness.maintenance import figures_text, run_job, table_lines

@@ -10,7 +10,7 @@
 -- by every deploy, so that a package a DBA installs later is picked up without a change to this
 -- file. pg_stat_statements (the weekly slow statements) is functions/monitoring.sql's, in schema
 -- hrp_monitor; the weekly job finds it wherever it is.
-create or replace function maintenance.ensure_extensions()
+create or replace function hrp_maintenance.ensure_extensions()
 returns text[]
 language plpgsql
 as $$
@@ -25,9 +25,9 @@ begin
         select e.name, e.schema_name, e.needs_preload
         from (
             values
-            ('dblink', 'maintenance', false),
-            ('pgstattuple', 'maintenance', false),
-            ('pg_repack', 'maintenance', false)
+            ('dblink', 'hrp_maintenance', false),
+            ('pgstattuple', 'hrp_maintenance', false),
+            ('pg_repack', 'hrp_maintenance', false)
         ) as e (name, schema_name, needs_preload)
     loop
         if exists (select 1 from pg_catalog.pg_extension as x where x.extname = wanted.name) then
@@ -48,13 +48,13 @@ begin
     return missing;
 end;
 $$;
-comment on function maintenance.ensure_extensions() is
+comment on function hrp_maintenance.ensure_extensions() is
 'Creates the extensions the maintenance jobs use that this server can provide (dblink,
 pgstattuple, pg_repack); returns the names of those it cannot.';
 
 do $extensions$
 declare
-    missing text[] := maintenance.ensure_extensions();
+    missing text[] := hrp_maintenance.ensure_extensions();
 begin
     if cardinality(missing) > 0 then
         raise notice 'maintenance: not available on this server: % (the jobs skip what needs them)',
@@ -63,40 +63,40 @@ begin
 end;
 $extensions$;
 
-create or replace function maintenance.start_run(job text, details jsonb default '{}')
+create or replace function hrp_maintenance.start_run(job text, details jsonb default '{}')
 returns bigint
 language sql
 as $$
-    insert into maintenance.runs (job, details) values (job, details) returning run_id;
+    insert into hrp_maintenance.runs (job, details) values (job, details) returning run_id;
 $$;
-comment on function maintenance.start_run(text, jsonb) is
+comment on function hrp_maintenance.start_run(text, jsonb) is
 'Opens the run record of a job (in the job''s transaction); returns its run_id.';
 
-create or replace function maintenance.finish_run(run_id bigint, details jsonb default '{}')
+create or replace function hrp_maintenance.finish_run(run_id bigint, details jsonb default '{}')
 returns bigint
 language sql
 as $$
-    update maintenance.runs as r
+    update hrp_maintenance.runs as r
     set finished_at = clock_timestamp(), details = r.details || finish_run.details
     where r.run_id = finish_run.run_id
     returning r.run_id;
 $$;
-comment on function maintenance.finish_run(bigint, jsonb) is
+comment on function hrp_maintenance.finish_run(bigint, jsonb) is
 'Closes a run record: finish time, and the summary merged into its details; returns the run_id.';
 
-create or replace function maintenance.add_finding(
+create or replace function hrp_maintenance.add_finding(
     run_id bigint, kind text, object text, figures jsonb
 )
 returns void
 language sql
 as $$
-    insert into maintenance.findings (run_id, kind, object, figures)
+    insert into hrp_maintenance.findings (run_id, kind, object, figures)
     values (run_id, kind, object, coalesce(figures, '{}'));
 $$;
-comment on function maintenance.add_finding(bigint, text, text, jsonb) is
+comment on function hrp_maintenance.add_finding(bigint, text, text, jsonb) is
 'Records one finding of a run.';
 
-create or replace function maintenance.is_project_relation(rel oid)
+create or replace function hrp_maintenance.is_project_relation(rel oid)
 returns boolean
 language sql
 stable
@@ -113,18 +113,18 @@ as $$
     inner join pg_catalog.pg_namespace as n on c.relnamespace = n.oid
     where c.oid = rel;
 $$;
-comment on function maintenance.is_project_relation(oid) is
+comment on function hrp_maintenance.is_project_relation(oid) is
 'True for a table or index the jobs look after: not a catalog, TOAST, temporary or extension
 object.';
 
-create or replace function maintenance.conninfo_quote(conninfo_value text)
+create or replace function hrp_maintenance.conninfo_quote(conninfo_value text)
 returns text
 language sql
 immutable
 as $$
     select '''' || replace(replace(conninfo_value, '\', '\\'), '''', '\''') || '''';
 $$;
-comment on function maintenance.conninfo_quote(text) is
+comment on function hrp_maintenance.conninfo_quote(text) is
 'A value quoted for a libpq conninfo string (single quotes, backslash escapes).';
 
 -- VACUUM cannot run inside a function or a transaction block, and pg_cron runs a job's command as
@@ -132,7 +132,7 @@ comment on function maintenance.conninfo_quote(text) is
 -- work, not until the job ends) through a dblink connection to this same database. It goes over
 -- the server's first unix socket as the job's user: the superuser's peer login over the socket
 -- (conf/pg_hba.conf.template), which needs no password.
-create or replace function maintenance.self_conninfo()
+create or replace function hrp_maintenance.self_conninfo()
 returns text
 language plpgsql
 stable
@@ -148,19 +148,19 @@ begin
     end if;
     return format(
         'host=%s port=%s dbname=%s user=%s application_name=hrp_maintenance',
-        maintenance.conninfo_quote(socket_dir), current_setting('port'),
-        maintenance.conninfo_quote(current_database()),
-        maintenance.conninfo_quote(current_user::text)
+        hrp_maintenance.conninfo_quote(socket_dir), current_setting('port'),
+        hrp_maintenance.conninfo_quote(current_database()),
+        hrp_maintenance.conninfo_quote(current_user::text)
     );
 end;
 $$;
-comment on function maintenance.self_conninfo() is
+comment on function hrp_maintenance.self_conninfo() is
 'Conninfo of this database over the server''s first unix socket as the current (super)user: where
 the jobs run VACUUM and ANALYZE through dblink.';
 
 -- The file system of the data directory, as df sees it (COPY FROM PROGRAM, superuser only: there is
 -- no SQL function for it). The disk alerts of the spec (80 %, 90 %) are on this file system.
-create or replace function maintenance.disk_usage()
+create or replace function hrp_maintenance.disk_usage()
 returns table (data_directory text, size_bytes bigint, used_bytes bigint, avail_bytes bigint)
 language plpgsql
 as $$
@@ -182,10 +182,10 @@ begin
     select datadir, d.size_bytes, d.used_bytes, d.avail_bytes from pg_temp.hrp_disk_usage as d;
 end;
 $$;
-comment on function maintenance.disk_usage() is
+comment on function hrp_maintenance.disk_usage() is
 'Size, used and available bytes of the file system holding the data directory (df).';
 
-create or replace function maintenance.days_until(
+create or replace function hrp_maintenance.days_until(
     threshold_percent numeric, size_bytes bigint, avail_bytes bigint, growth_bytes_per_day numeric
 )
 returns numeric
@@ -204,12 +204,12 @@ as $$
         )
     end;
 $$;
-comment on function maintenance.days_until(numeric, bigint, bigint, numeric) is
+comment on function hrp_maintenance.days_until(numeric, bigint, bigint, numeric) is
 'Days until the file system reaches threshold_percent used at the given growth: 0 when it already
 has, NULL when it does not grow.';
 
 -- The daily and monthly jobs record one sample each; growth is measured between samples.
-create or replace function maintenance.record_disk_usage(
+create or replace function hrp_maintenance.record_disk_usage(
     run_id bigint, warning_percent numeric default 80, critical_percent numeric default 90
 )
 returns jsonb
@@ -224,10 +224,10 @@ declare
     database_growth numeric;
     figures jsonb;
 begin
-    select * into strict now_usage from maintenance.disk_usage();
+    select * into strict now_usage from hrp_maintenance.disk_usage();
     -- the growth reference: the oldest sample of the last 31 days, else the newest one before
     select f.found_at, f.figures into earlier
-    from maintenance.findings as f
+    from hrp_maintenance.findings as f
     where
         f.kind = 'disk_usage' and f.object = current_database()
         and f.found_at < clock_timestamp() - interval '1 hour'
@@ -262,22 +262,22 @@ begin
         'database_growth_bytes_per_day', database_growth,
         'warning_percent', warning_percent,
         'critical_percent', critical_percent,
-        'days_to_warning', maintenance.days_until(
+        'days_to_warning', hrp_maintenance.days_until(
             warning_percent, now_usage.size_bytes, now_usage.avail_bytes, growth
         ),
-        'days_to_critical', maintenance.days_until(
+        'days_to_critical', hrp_maintenance.days_until(
             critical_percent, now_usage.size_bytes, now_usage.avail_bytes, growth
         )
     );
-    perform maintenance.add_finding(run_id, 'disk_usage', current_database(), figures);
+    perform hrp_maintenance.add_finding(run_id, 'disk_usage', current_database(), figures);
     return figures;
 end;
 $$;
-comment on function maintenance.record_disk_usage(bigint, numeric, numeric) is
+comment on function hrp_maintenance.record_disk_usage(bigint, numeric, numeric) is
 'Records a disk_usage finding: database size, file system size/used/available, growth per day
 since the oldest sample of the last 31 days, days until the warning and critical thresholds.';
 
-create or replace function maintenance.cron_jobs()
+create or replace function hrp_maintenance.cron_jobs()
 returns json
 language sql
 stable
@@ -293,9 +293,9 @@ as $$
         ),
         '[]'
     )
-    from maintenance.schedule as s;
+    from hrp_maintenance.schedule as s;
 $$;
-comment on function maintenance.cron_jobs() is
+comment on function hrp_maintenance.cron_jobs() is
 'The schedule as pg_cron jobs of this database (jobname <job_name>@<database>, schedule, command):
 what deploy hands to data/maintenance/schedule_in_cron.sql in the cron database.';
 
@@ -303,7 +303,7 @@ what deploy hands to data/maintenance/schedule_in_cron.sql in the cron database.
 -- (cron.job_run_details), which the exporter does not connect to. SECURITY DEFINER (owned by the
 -- deploying superuser) reads it there through dblink; no argument, no text the caller chooses.
 -- No row when pg_cron is not loaded or its extension not created.
-create or replace function maintenance.cron_job_runs()
+create or replace function hrp_maintenance.cron_job_runs()
 returns table (
     jobname text,
     active boolean,
@@ -325,11 +325,11 @@ begin
     end if;
     return query
     select r.jobname, r.active, r.runs, r.failed_runs, r.last_status, r.last_end
-    from maintenance.dblink(
+    from hrp_maintenance.dblink(
         replace(
-            maintenance.self_conninfo(),
-            'dbname=' || maintenance.conninfo_quote(current_database()),
-            'dbname=' || maintenance.conninfo_quote(cron_database)
+            hrp_maintenance.self_conninfo(),
+            'dbname=' || hrp_maintenance.conninfo_quote(current_database()),
+            'dbname=' || hrp_maintenance.conninfo_quote(cron_database)
         ),
         format(
             'select j.jobname::text, j.active, count(d.runid), count(d.runid) filter ('
@@ -349,19 +349,19 @@ exception
         return;  -- pg_cron loaded, its extension not created (yet) in the cron database
 end;
 $$;
-comment on function maintenance.cron_job_runs() is
+comment on function hrp_maintenance.cron_job_runs() is
 'This database''s pg_cron jobs with their runs and failed runs so far, the last status and end
 (cron.job_run_details, read in the cron database): what the exporter counts for the monitoring.';
 
 -- Only superusers run the maintenance functions (the jobs run as the superuser that scheduled
 -- them); the monitoring role gets the schema and cron_job_runs() alone. Every functions/
 -- maintenance_*.sql file ends with this revoke (a function gets EXECUTE for PUBLIC when created).
-revoke execute on all functions in schema maintenance from public;
+revoke execute on all functions in schema hrp_maintenance from public;
 do $monitor$
 begin
     if exists (select 1 from pg_catalog.pg_roles where rolname = 'hrp_monitor') then
-        grant usage on schema maintenance to hrp_monitor;
-        grant execute on function maintenance.cron_job_runs() to hrp_monitor;
+        grant usage on schema hrp_maintenance to hrp_monitor;
+        grant execute on function hrp_maintenance.cron_job_runs() to hrp_monitor;
     end if;
 end;
 $monitor$;

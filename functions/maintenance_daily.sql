@@ -3,12 +3,13 @@
 -- disk usage sample for the monthly capacity report, and runs older than 400 days pruned.
 -- Autovacuum does the same work on its own thresholds (20 % dead, 10 % changed); this job catches
 -- up each night at lower ones, and analyzes partitioned tables, which autovacuum never does.
--- VACUUM and ANALYZE run through a dblink connection to this database (maintenance.self_conninfo:
--- no function can run VACUUM), one table at a time, with SKIP_LOCKED: a table another session
--- holds a conflicting lock on is skipped and recorded as skipped, never waited for.
+-- VACUUM and ANALYZE run through a dblink connection to this database
+-- (hrp_maintenance.self_conninfo: no function can run VACUUM), one table at a time, with
+-- SKIP_LOCKED: a table another session holds a conflicting lock on is skipped and recorded as
+-- skipped, never waited for.
 -- requires: functions/maintenance_common.sql
 
-create or replace function maintenance.vacuum_analyze_action(
+create or replace function hrp_maintenance.vacuum_analyze_action(
     live_tuples bigint,
     dead_tuples bigint,
     changes_since_analyze bigint,
@@ -45,14 +46,14 @@ as $$
                 )
         end;
 $$;
-comment on function maintenance.vacuum_analyze_action(
+comment on function hrp_maintenance.vacuum_analyze_action(
     bigint, bigint, bigint, boolean, bigint, numeric, bigint, numeric
 ) is
 'The daily rule: vacuum_analyze when dead tuples >= vacuum_min_dead + vacuum_scale x all tuples;
 else analyze when never analyzed (with rows) or when rows changed since the last analyze >=
 analyze_min_changes + analyze_scale x live tuples; else NULL. With the reason in words.';
 
-create or replace function maintenance.vacuum_analyze_candidates(
+create or replace function hrp_maintenance.vacuum_analyze_candidates(
     only_tables regclass[] default null,
     analyze_min_changes bigint default 50,
     analyze_scale numeric default 0.05,
@@ -77,14 +78,14 @@ as $$
             ) as figures
         from pg_catalog.pg_stat_user_tables as s
         inner join pg_catalog.pg_class as c on s.relid = c.oid
-        cross join lateral maintenance.vacuum_analyze_action(
+        cross join lateral hrp_maintenance.vacuum_analyze_action(
             s.n_live_tup, s.n_dead_tup, s.n_mod_since_analyze,
             coalesce(s.last_analyze, s.last_autoanalyze) is not null,
             analyze_min_changes, analyze_scale, vacuum_min_dead, vacuum_scale
         ) as r
         where
             c.relkind in ('r', 'm')
-            and maintenance.is_project_relation(c.oid)
+            and hrp_maintenance.is_project_relation(c.oid)
             and r.action is not null
     )
 
@@ -105,18 +106,18 @@ as $$
             select t.relid from pg_catalog.pg_partition_tree(p.partrelid) as t where t.isleaf
         )
     where
-        maintenance.is_project_relation(p.partrelid)
+        hrp_maintenance.is_project_relation(p.partrelid)
         and (only_tables is null or p.partrelid::regclass = any(only_tables))
         and not exists (select 1 from pg_catalog.pg_inherits as i where i.inhrelid = p.partrelid)
     group by p.partrelid;
 $$;
-comment on function maintenance.vacuum_analyze_candidates(
+comment on function hrp_maintenance.vacuum_analyze_candidates(
     regclass[], bigint, numeric, bigint, numeric
 ) is
 'The tables the daily job would VACUUM (ANALYZE) or ANALYZE now, why, and their figures
 (pg_stat_user_tables); only_tables limits it to those tables.';
 
-create or replace function maintenance.daily_vacuum_analyze(
+create or replace function hrp_maintenance.daily_vacuum_analyze(
     only_tables regclass[] default null,
     analyze_min_changes bigint default 50,
     analyze_scale numeric default 0.05,
@@ -128,7 +129,7 @@ returns bigint
 language plpgsql
 as $$
 declare
-    this_run bigint := maintenance.start_run(
+    this_run bigint := hrp_maintenance.start_run(
         'daily_vacuum_analyze',
         jsonb_build_object(
             'analyze_min_changes', analyze_min_changes, 'analyze_scale', analyze_scale,
@@ -146,20 +147,20 @@ declare
 begin
     for candidate in
         select c.*
-        from maintenance.vacuum_analyze_candidates(
+        from hrp_maintenance.vacuum_analyze_candidates(
             only_tables, analyze_min_changes, analyze_scale, vacuum_min_dead, vacuum_scale
         ) as c
         -- vacuums first; a partitioned table after its partitions
         order by c.action desc, (select p.relkind from pg_catalog.pg_class as p
             where p.oid = c.table_name) = 'p', c.table_name::text
     loop
-        if not coalesce(link = any(maintenance.dblink_get_connections()), false) then
-            perform maintenance.dblink_connect(link, maintenance.self_conninfo());
+        if not coalesce(link = any(hrp_maintenance.dblink_get_connections()), false) then
+            perform hrp_maintenance.dblink_connect(link, hrp_maintenance.self_conninfo());
         end if;
         counts_before := pg_catalog.pg_stat_get_vacuum_count(candidate.table_name)
             + pg_catalog.pg_stat_get_analyze_count(candidate.table_name);
         started := clock_timestamp();
-        perform maintenance.dblink_exec(
+        perform hrp_maintenance.dblink_exec(
             link,
             format(
                 case candidate.action
@@ -173,7 +174,7 @@ begin
         counts_after := pg_catalog.pg_stat_get_vacuum_count(candidate.table_name)
             + pg_catalog.pg_stat_get_analyze_count(candidate.table_name);
         done := counts_after > counts_before;
-        perform maintenance.add_finding(
+        perform hrp_maintenance.add_finding(
             this_run, candidate.action, candidate.table_name::text,
             candidate.figures || jsonb_build_object(
                 'reason', candidate.reason,
@@ -189,18 +190,18 @@ begin
             else jsonb_set(tally, '{skipped}', to_jsonb((tally ->> 'skipped')::int + 1))
         end;
     end loop;
-    if coalesce(link = any(maintenance.dblink_get_connections()), false) then
-        perform maintenance.dblink_disconnect(link);
+    if coalesce(link = any(hrp_maintenance.dblink_get_connections()), false) then
+        perform hrp_maintenance.dblink_disconnect(link);
     end if;
-    perform maintenance.record_disk_usage(this_run);
+    perform hrp_maintenance.record_disk_usage(this_run);
     -- the job's own records only: runs (with their findings) older than keep_days
-    delete from maintenance.runs as r
+    delete from hrp_maintenance.runs as r
     where r.started_at < clock_timestamp() - make_interval(days => keep_days);
     get diagnostics pruned = row_count;
-    return maintenance.finish_run(this_run, tally || jsonb_build_object('runs_pruned', pruned));
+    return hrp_maintenance.finish_run(this_run, tally || jsonb_build_object('runs_pruned', pruned));
 end;
 $$;
-comment on function maintenance.daily_vacuum_analyze(
+comment on function hrp_maintenance.daily_vacuum_analyze(
     regclass[], bigint, numeric, bigint, numeric, integer
 ) is
 'Daily job: VACUUM (ANALYZE) / ANALYZE each candidate table (vacuum_analyze_candidates) through
@@ -208,4 +209,4 @@ dblink with SKIP_LOCKED, a finding per table (done or skipped), a disk usage sam
 runs older than keep_days removed; returns the run_id.';
 
 -- Superusers only (functions/maintenance_common.sql).
-revoke execute on all functions in schema maintenance from public;
+revoke execute on all functions in schema hrp_maintenance from public;

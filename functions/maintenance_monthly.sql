@@ -5,21 +5,21 @@
 -- last 31 days.
 -- requires: functions/maintenance_common.sql
 
-create or replace function maintenance.monthly_capacity(
+create or replace function hrp_maintenance.monthly_capacity(
     warning_percent numeric default 80, critical_percent numeric default 90
 )
 returns bigint
 language plpgsql
 as $$
 declare
-    this_run bigint := maintenance.start_run(
+    this_run bigint := hrp_maintenance.start_run(
         'monthly_capacity',
         jsonb_build_object('warning_percent', warning_percent, 'critical_percent', critical_percent)
     );
     objects bigint;
     disk jsonb;
 begin
-    insert into maintenance.findings (run_id, kind, object, figures)
+    insert into hrp_maintenance.findings (run_id, kind, object, figures)
     select
         this_run,
         sized.kind,
@@ -45,13 +45,13 @@ begin
         from pg_catalog.pg_class as c
         where
             c.relkind in ('r', 'm', 'i') and c.relpersistence <> 't'
-            and maintenance.is_project_relation(c.oid)
+            and hrp_maintenance.is_project_relation(c.oid)
     ) as sized
     left join lateral (
         -- the same object in the previous capacity report
         select f.figures, f.found_at
-        from maintenance.findings as f
-        inner join maintenance.runs as r on f.run_id = r.run_id
+        from hrp_maintenance.findings as f
+        inner join hrp_maintenance.runs as r on f.run_id = r.run_id
         where
             r.job = 'monthly_capacity' and r.run_id < this_run
             and f.kind = sized.kind and f.object = sized.object_name
@@ -59,8 +59,8 @@ begin
         limit 1
     ) as previous on true;
     get diagnostics objects = row_count;
-    disk := maintenance.record_disk_usage(this_run, warning_percent, critical_percent);
-    return maintenance.finish_run(
+    disk := hrp_maintenance.record_disk_usage(this_run, warning_percent, critical_percent);
+    return hrp_maintenance.finish_run(
         this_run,
         jsonb_build_object(
             'objects', objects,
@@ -72,10 +72,10 @@ begin
     );
 end;
 $$;
-comment on function maintenance.monthly_capacity(numeric, numeric) is
+comment on function hrp_maintenance.monthly_capacity(numeric, numeric) is
 'Monthly job: findings table_size / index_size (bytes, growth since the previous report, per day)
 and disk_usage (file system, growth per day, days to the warning and critical thresholds);
 returns the run_id.';
 
 -- Superusers only (functions/maintenance_common.sql).
-revoke execute on all functions in schema maintenance from public;
+revoke execute on all functions in schema hrp_maintenance from public;

@@ -7,7 +7,7 @@
 -- visibility map does not mark all-visible) and pgstatindex for B-tree indexes (reads the index).
 -- requires: functions/maintenance_common.sql
 
-create or replace function maintenance.unused_indexes()
+create or replace function hrp_maintenance.unused_indexes()
 returns table (
     index_name regclass, table_name regclass, index_scans bigint, size_bytes bigint,
     stats_since timestamptz
@@ -32,15 +32,15 @@ as $$
         and not exists (
             select 1 from pg_catalog.pg_constraint as k where k.conindid = s.indexrelid
         )
-        and maintenance.is_project_relation(s.indexrelid)
+        and hrp_maintenance.is_project_relation(s.indexrelid)
     order by pg_catalog.pg_relation_size(s.indexrelid) desc, 1;
 $$;
-comment on function maintenance.unused_indexes() is
+comment on function hrp_maintenance.unused_indexes() is
 'Indexes never scanned since the statistics were reset (stats_since; NULL: since the database was
 created) that enforce no key or constraint: the spec''s unused-index query, with sizes. Scans on
 standbys are not counted here.';
 
-create or replace function maintenance.duplicate_indexes()
+create or replace function hrp_maintenance.duplicate_indexes()
 returns table (index_name regclass, duplicate_of regclass, table_name regclass, size_bytes bigint)
 language sql
 stable
@@ -68,7 +68,7 @@ as $$
     inner join pg_catalog.pg_class as kc on k.indexrelid = kc.oid
     where
         ic.relam = kc.relam
-        and maintenance.is_project_relation(i.indexrelid)
+        and hrp_maintenance.is_project_relation(i.indexrelid)
         -- of each identical pair, name the one to drop: not the constraint's, else the newer
         and (
             exists (select 1 from pg_catalog.pg_constraint as c where c.conindid = k.indexrelid)
@@ -85,12 +85,12 @@ as $$
         )
     order by 3, 1;
 $$;
-comment on function maintenance.duplicate_indexes() is
+comment on function hrp_maintenance.duplicate_indexes() is
 'Indexes identical to another index of the same table (method, columns, operator classes,
 collations, options, expressions, predicate, uniqueness): index_name is the one that can go (not a
 constraint''s), duplicate_of the one to keep.';
 
-create or replace function maintenance.bloat(
+create or replace function hrp_maintenance.bloat(
     min_percent numeric default 20, min_bytes bigint default 1048576
 )
 returns table (
@@ -105,7 +105,7 @@ declare
     );
 begin
     if not have_pgstattuple then
-        raise exception 'maintenance.bloat: the extension pgstattuple is not installed here';
+        raise exception 'hrp_maintenance.bloat: the extension pgstattuple is not installed here';
     end if;
     return query
     with measured as (
@@ -116,10 +116,10 @@ begin
             a.table_len as size_bytes,
             (a.approx_free_space + a.dead_tuple_len)::bigint as bloat_bytes
         from pg_catalog.pg_class as c
-        cross join lateral maintenance.pgstattuple_approx(c.oid) as a
+        cross join lateral hrp_maintenance.pgstattuple_approx(c.oid) as a
         where
             c.relkind in ('r', 'm') and c.relpersistence <> 't'
-            and maintenance.is_project_relation(c.oid)
+            and hrp_maintenance.is_project_relation(c.oid)
         union all
         -- B-tree indexes: leaf pages below the 90 % a fresh build packs them to
         select
@@ -136,10 +136,10 @@ begin
             end
         from pg_catalog.pg_class as c
         inner join pg_catalog.pg_am as am on c.relam = am.oid
-        cross join lateral maintenance.pgstatindex(c.oid) as s
+        cross join lateral hrp_maintenance.pgstatindex(c.oid) as s
         where
             c.relkind = 'i' and am.amname = 'btree' and c.relpersistence <> 't'
-            and maintenance.is_project_relation(c.oid)
+            and hrp_maintenance.is_project_relation(c.oid)
     )
 
     select
@@ -155,12 +155,12 @@ begin
     order by m.bloat_bytes desc, 1;
 end;
 $$;
-comment on function maintenance.bloat(numeric, bigint) is
+comment on function hrp_maintenance.bloat(numeric, bigint) is
 'Tables and B-tree indexes whose reclaimable space is at least min_percent of their size and
 min_bytes: tables free space + dead tuples (pgstattuple_approx), indexes the leaf space below a
 fresh build''s 90 % density (pgstatindex). What invoke maintenance.repack rebuilds.';
 
-create or replace function maintenance.slow_statements(top_n integer default 10)
+create or replace function hrp_maintenance.slow_statements(top_n integer default 10)
 returns table (
     queryid bigint, calls bigint, total_ms numeric, mean_ms numeric, max_ms numeric,
     rows_returned bigint, shared_blocks_read bigint, query text
@@ -175,7 +175,7 @@ begin
     inner join pg_catalog.pg_namespace as n on x.extnamespace = n.oid
     where x.extname = 'pg_stat_statements';
     if home is null then
-        raise exception 'maintenance.slow_statements: pg_stat_statements is not installed here';
+        raise exception 'hrp_maintenance.slow_statements: pg_stat_statements is not installed here';
     end if;
     return query execute format(
         'select s.queryid, s.calls, round(s.total_exec_time::numeric, 3),'
@@ -189,11 +189,11 @@ begin
     );
 end;
 $$;
-comment on function maintenance.slow_statements(integer) is
+comment on function hrp_maintenance.slow_statements(integer) is
 'The top_n statements of this database by total execution time since the last reset
 (pg_stat_statements; constants are already replaced by $n), with calls, mean and max ms.';
 
-create or replace function maintenance.weekly_report(
+create or replace function hrp_maintenance.weekly_report(
     top_statements integer default 10,
     bloat_min_percent numeric default 20,
     bloat_min_bytes bigint default 1048576,
@@ -203,7 +203,7 @@ returns bigint
 language plpgsql
 as $$
 declare
-    this_run bigint := maintenance.start_run(
+    this_run bigint := hrp_maintenance.start_run(
         'weekly_report',
         jsonb_build_object(
             'top_statements', top_statements, 'bloat_min_percent', bloat_min_percent,
@@ -216,37 +216,37 @@ declare
     skipped jsonb := '{}';
     statements_home text;
 begin
-    insert into maintenance.findings (run_id, kind, object, figures)
+    insert into hrp_maintenance.findings (run_id, kind, object, figures)
     select
         this_run, 'unused_index', u.index_name::text,
         jsonb_build_object(
             'table', u.table_name::text, 'index_scans', u.index_scans,
             'size_bytes', u.size_bytes, 'stats_since', u.stats_since
         )
-    from maintenance.unused_indexes() as u;
+    from hrp_maintenance.unused_indexes() as u;
     get diagnostics part_count = row_count;
     tally := tally || jsonb_build_object('unused_index', part_count);
 
-    insert into maintenance.findings (run_id, kind, object, figures)
+    insert into hrp_maintenance.findings (run_id, kind, object, figures)
     select
         this_run, 'duplicate_index', d.index_name::text,
         jsonb_build_object(
             'duplicate_of', d.duplicate_of::text, 'table', d.table_name::text,
             'size_bytes', d.size_bytes
         )
-    from maintenance.duplicate_indexes() as d;
+    from hrp_maintenance.duplicate_indexes() as d;
     get diagnostics part_count = row_count;
     tally := tally || jsonb_build_object('duplicate_index', part_count);
 
     if exists (select 1 from pg_catalog.pg_extension where extname = 'pgstattuple') then
-        insert into maintenance.findings (run_id, kind, object, figures)
+        insert into hrp_maintenance.findings (run_id, kind, object, figures)
         select
             this_run, b.object_kind || '_bloat', b.object_name::text,
             jsonb_build_object(
                 'size_bytes', b.size_bytes, 'bloat_bytes', b.bloat_bytes,
                 'bloat_percent', b.bloat_percent
             )
-        from maintenance.bloat(bloat_min_percent, bloat_min_bytes) as b;
+        from hrp_maintenance.bloat(bloat_min_percent, bloat_min_bytes) as b;
         get diagnostics part_count = row_count;
         tally := tally || jsonb_build_object('bloat', part_count);
     else
@@ -258,8 +258,8 @@ begin
     inner join pg_catalog.pg_namespace as n on x.extnamespace = n.oid
     where x.extname = 'pg_stat_statements';
     if statements_home is not null then
-        for found_row in select * from maintenance.slow_statements(top_statements) loop
-            perform maintenance.add_finding(
+        for found_row in select * from hrp_maintenance.slow_statements(top_statements) loop
+            perform hrp_maintenance.add_finding(
                 this_run, 'slow_statement', found_row.queryid::text,
                 jsonb_build_object(
                     'calls', found_row.calls, 'total_ms', found_row.total_ms,
@@ -272,7 +272,7 @@ begin
         end loop;
         tally := tally || jsonb_build_object(
             'slow_statement',
-            (select count(*) from maintenance.findings as f where f.run_id = this_run
+            (select count(*) from hrp_maintenance.findings as f where f.run_id = this_run
                 and f.kind = 'slow_statement')
         );
         -- last: not transactional, so nothing after it can fail and lose the week's figures
@@ -290,13 +290,13 @@ begin
             || 'shared_preload_libraries; deploy creates it then)'
         );
     end if;
-    return maintenance.finish_run(this_run, tally || jsonb_build_object('skipped', skipped));
+    return hrp_maintenance.finish_run(this_run, tally || jsonb_build_object('skipped', skipped));
 end;
 $$;
-comment on function maintenance.weekly_report(integer, numeric, bigint, boolean) is
+comment on function hrp_maintenance.weekly_report(integer, numeric, bigint, boolean) is
 'Weekly job: findings unused_index, duplicate_index, table_bloat / index_bloat (above the
 thresholds), slow_statement (top by total time), then this database''s pg_stat_statements entries
 reset (unless reset_statements is false); returns the run_id.';
 
 -- Superusers only (functions/maintenance_common.sql).
-revoke execute on all functions in schema maintenance from public;
+revoke execute on all functions in schema hrp_maintenance from public;

@@ -7,7 +7,7 @@
 -- Fast path for an empty target: drop the keys, indexes and foreign keys of the tables (their
 -- definitions and comments kept in m_keys), bulk insert, then restore_keys() re-creates them, all
 -- inside the load's transaction (DDL is transactional: a failed load restores them untouched).
-create or replace function migration.drop_keys(p_tables text[])
+create or replace function hrp_migration.drop_keys(p_tables text[])
 returns bigint
 language plpgsql
 as $$
@@ -51,16 +51,16 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.drop_keys(text[]) is
+comment on function hrp_migration.drop_keys(text[]) is
 'Drops (remembering) the keys, indexes and foreign keys of the given public tables, for a
 bulk load.';
 
 -- p_tables: only the keys and indexes of these tables, now, and (p_unique false) not their UNIQUE
 -- constraints (the loader builds predictions' while rows its mapping may still quarantine as
 -- duplicates are in the table); NULL: all that is left, foreign keys last
-drop function if exists migration.restore_keys();
-drop function if exists migration.restore_keys(text[]);
-create or replace function migration.restore_keys(
+drop function if exists hrp_migration.restore_keys();
+drop function if exists hrp_migration.restore_keys(text[]);
+create or replace function hrp_migration.restore_keys(
     p_tables text[] default null, p_unique boolean default true
 )
 returns bigint
@@ -103,7 +103,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.restore_keys(text[], boolean) is
+comment on function hrp_migration.restore_keys(text[], boolean) is
 'Re-creates what drop_keys dropped (keys, then indexes, then foreign keys), with their comments:
 only the keys and indexes of p_tables (without UNIQUE constraints unless p_unique), or (NULL) all
 that is left.';

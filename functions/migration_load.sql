@@ -8,14 +8,14 @@
 --   upserts, children first for deletes) -> [remove_quarantined] -> [restore_keys] -> sync_extras,
 --   copy_unmapped -> finish_table (checksums, sequences, accounting) -> finish_run.
 -- Each step returns what it did (rows, or the counts of apply_table); nothing passes through
--- session settings. Work tables are UNLOGGED scratch tables migration_work.<table>; the staged
--- text rows (migration_stage.<source table>) come from pgloader.
+-- session settings. Work tables are UNLOGGED scratch tables hrp_migration_work.<table>; the staged
+-- text rows (hrp_migration_stage.<source table>) come from pgloader.
 -- requires: schema/0012_migration_mapping.sql, functions/migration_parse.sql,
 -- functions/migration_map.sql, the spec's tables (public.races, horses, predictions, users,
 -- api_credentials).
 -- Repeatable (CREATE OR REPLACE).
 
-create or replace function migration.begin_run(
+create or replace function hrp_migration.begin_run(
     p_mode text, p_source_path text, p_source_sha256 text, p_source_timezone text,
     p_max_quarantine bigint
 )
@@ -28,58 +28,58 @@ begin
     -- the declared source time zone, read by the mapping views; validated here (raises if unknown)
     perform now() at time zone p_source_timezone;
     perform set_config('hrp.source_timezone', p_source_timezone, true);
-    insert into migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine)
+    insert into hrp_migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine)
     values (p_mode, p_source_path, p_source_sha256, p_source_timezone, p_max_quarantine)
     returning run_id into v_run;
     return v_run;
 end
 $$;
-comment on function migration.begin_run(text, text, text, text, bigint) is
+comment on function hrp_migration.begin_run(text, text, text, text, bigint) is
 'Starts a load: records the run, declares the source time zone for the mapping views.';
 
 -- The source table that feeds a target table, and its id column, in this load's mapping.
-create or replace function migration.source_of(
+create or replace function hrp_migration.source_of(
     p_table text, out source_table text, out id_column text
 )
 language sql stable
 as $$
     select m.source_table, lower(m.source_column)
-    from migration.column_map as m
+    from hrp_migration.column_map as m
     where m.target_table = p_table and m.target_column = 'id'
 $$;
-comment on function migration.source_of(text) is
-'The source table of a target table in the current mapping (migration.column_map), and the
+comment on function hrp_migration.source_of(text) is
+'The source table of a target table in the current mapping (hrp_migration.column_map), and the
 (lower-case, as staged) name of its id column.';
 
--- Staged rows -> typed work table migration_work.<table> (UNLOGGED scratch, rebuilt by every load)
--- through the mapping view, plus the rows the preflight kept out of pgloader (reason set, original
--- row kept as JSON). map_begin / map_rows / map_end let the loader map predictions in parts on
--- several connections at once, before the load's transaction (the work tables derive from the
--- staged rows only; the target is written in the transaction). map_table does all three.
-drop function if exists migration.map_begin(text);
-create or replace function migration.map_begin(p_table text)
+-- Staged rows -> typed work table hrp_migration_work.<table> (UNLOGGED scratch, rebuilt by every
+-- load) through the mapping view, plus the rows the preflight kept out of pgloader (reason set,
+-- original row kept as JSON). map_begin / map_rows / map_end let the loader map predictions in
+-- parts on several connections at once, before the load's transaction (the work tables derive from
+-- the staged rows only; the target is written in the transaction). map_table does all three.
+drop function if exists hrp_migration.map_begin(text);
+create or replace function hrp_migration.map_begin(p_table text)
 returns void
 language plpgsql
 as $$
 begin
     -- the view: made by the loader for all tables before its transaction (build_mapped_views), or
     -- here when missing
-    if to_regclass(format('migration.%I', p_table || '_mapped')) is null then
-        perform migration.build_mapped_view(p_table);
+    if to_regclass(format('hrp_migration.%I', p_table || '_mapped')) is null then
+        perform hrp_migration.build_mapped_view(p_table);
     end if;
-    execute format('drop table if exists migration_work.%I', p_table);
+    execute format('drop table if exists hrp_migration_work.%I', p_table);
     execute format(
-        'create unlogged table migration_work.%I as
-         select *, null::jsonb as reject_row from migration.%I with no data',
+        'create unlogged table hrp_migration_work.%I as
+         select *, null::jsonb as reject_row from hrp_migration.%I with no data',
         p_table, p_table || '_mapped'
     );
 end
 $$;
-comment on function migration.map_begin(text) is
-'Creates the empty work table migration_work.<table> (scratch, UNLOGGED) from the table''s mapping
-view (built first when missing).';
+comment on function hrp_migration.map_begin(text) is
+'Creates the empty work table hrp_migration_work.<table> (scratch, UNLOGGED) from the table''s
+mapping view (built first when missing).';
 
-create or replace function migration.map_rows(p_table text, p_part bigint, p_parts bigint)
+create or replace function hrp_migration.map_rows(p_table text, p_part bigint, p_parts bigint)
 returns bigint
 language plpgsql
 -- the text form the canonical-value shortcut compares with (any other style is correct too, only
@@ -106,13 +106,13 @@ begin
     into v_from, v_to
     from (
         select
-            pg_relation_size(format('migration_stage.%I', (migration.source_of(p_table)).source_table))
+            pg_relation_size(format('hrp_migration_stage.%I', (hrp_migration.source_of(p_table)).source_table))
             / current_setting('block_size')::bigint as blocks
     ) as b;
     perform set_config('hrp.map_from_block', v_from::text, true);
     perform set_config('hrp.map_to_block', coalesce(v_to::text, ''), true);
     v_sql := format(
-        'insert into migration_work.%I select *, null::jsonb from migration.%I',
+        'insert into hrp_migration_work.%I select *, null::jsonb from hrp_migration.%I',
         p_table, p_table || '_mapped'
     );
     -- the canonical-value shortcut first (plain casts of values already in their target's form)
@@ -133,40 +133,40 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.map_rows(text, bigint, bigint) is
+comment on function hrp_migration.map_rows(text, bigint, bigint) is
 'Maps part p_part of p_parts (block ranges of the staged table; only predictions is split) of
 the staged rows of a target table into its work table. Orphans (mark_orphans) and duplicates
 (mark_duplicates) are marked afterwards, over the whole work table.';
 
 -- p_analyze false: no statistics for the work table (a bulk load into an empty target only scans
 -- it whole; the merge path's joins want them)
-drop function if exists migration.map_end(text, boolean);
-create or replace function migration.map_end(p_table text, p_analyze boolean default true)
+drop function if exists hrp_migration.map_end(text, boolean);
+create or replace function hrp_migration.map_end(p_table text, p_analyze boolean default true)
 returns bigint
 language plpgsql
 as $$
 declare
-    v_source text := (migration.source_of(p_table)).source_table;
+    v_source text := (hrp_migration.source_of(p_table)).source_table;
     v_rows bigint;
     v_want bigint;
 begin
     execute format(
-        'insert into migration_work.%I (source_id, id, reason, norms, reject_row)
-         select source_id, migration.parse_int(source_id), reason, ''{}'', source_row::jsonb
-         from migration_stage.hrp_preflight_rejects where source_table = %L',
+        'insert into hrp_migration_work.%I (source_id, id, reason, norms, reject_row)
+         select source_id, hrp_migration.parse_int(source_id), reason, ''{}'', source_row::jsonb
+         from hrp_migration_stage.hrp_preflight_rejects where source_table = %L',
         p_table, v_source
     );
     if p_analyze then
         -- the statistics serve join planning (row counts, distinct keys): a small sample does
         perform set_config('default_statistics_target', '10', true);
-        execute format('analyze migration_work.%I', p_table);
+        execute format('analyze hrp_migration_work.%I', p_table);
     end if;
-    execute format('select count(*) from migration_work.%I', p_table) into v_rows;
+    execute format('select count(*) from hrp_migration_work.%I', p_table) into v_rows;
     -- every staged row and every preflight reject is in the work table (the parts of a table
     -- mapped in parts must cover it)
     execute format(
-        'select (select count(*) from migration_stage.%I)
-              + (select count(*) from migration_stage.hrp_preflight_rejects where source_table = %L)',
+        'select (select count(*) from hrp_migration_stage.%I)
+              + (select count(*) from hrp_migration_stage.hrp_preflight_rejects where source_table = %L)',
         v_source, v_source
     ) into v_want;
     if v_rows <> v_want then
@@ -176,28 +176,28 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.map_end(text, boolean) is
+comment on function hrp_migration.map_end(text, boolean) is
 'Adds the preflight rejects of a table''s source to its work table, analyzes it (unless p_analyze
 is false), checks that it holds every staged and rejected row; returns its row count.';
 
-create or replace function migration.map_table(p_table text)
+create or replace function hrp_migration.map_table(p_table text)
 returns bigint
 language plpgsql
 as $$
 begin
-    perform migration.map_begin(p_table);
-    perform migration.map_rows(p_table, 0, 1);
-    return migration.map_end(p_table);
+    perform hrp_migration.map_begin(p_table);
+    perform hrp_migration.map_rows(p_table, 0, 1);
+    return hrp_migration.map_end(p_table);
 end
 $$;
-comment on function migration.map_table(text) is
-'Builds the work table migration_work.<table>: every source row (staged or preflight-rejected)
+comment on function hrp_migration.map_table(text) is
+'Builds the work table hrp_migration_work.<table>: every source row (staged or preflight-rejected)
 with its typed target values, failed rules (reason) and normalisations (norms).';
 
 -- Staging and work tables hold copies of the source (personal data included): emptied after every
 -- load, committed or failed. Fingerprint generations no committed run adopted (a failed load's)
 -- go too.
-create or replace function migration.clear_stage()
+create or replace function hrp_migration.clear_stage()
 returns void
 language plpgsql
 as $$
@@ -207,24 +207,24 @@ begin
     for v_table in
         select format('%I.%I', n.nspname, c.relname) from pg_class as c
         inner join pg_namespace as n on c.relnamespace = n.oid
-        where n.nspname in ('migration_stage', 'migration_work') and c.relkind = 'r'
+        where n.nspname in ('hrp_migration_stage', 'hrp_migration_work') and c.relkind = 'r'
     loop
         execute format('truncate %s', v_table);
     end loop;
     for v_table in
         select c.relname from pg_inherits as i inner join pg_class as c on i.inhrelid = c.oid
         where
-            i.inhparent = 'migration.row_fingerprints'::regclass
+            i.inhparent = 'hrp_migration.row_fingerprints'::regclass
             and c.relname not in (
-                select 'row_fingerprints_' || r.fingerprint_generation from migration.runs as r
+                select 'row_fingerprints_' || r.fingerprint_generation from hrp_migration.runs as r
                 where r.fingerprint_generation is not null
             )
     loop
-        execute format('drop table migration.%I', v_table);
+        execute format('drop table hrp_migration.%I', v_table);
     end loop;
 end
 $$;
-comment on function migration.clear_stage() is
+comment on function hrp_migration.clear_stage() is
 'Empties every staging and work table (they hold copies of the source rows) and drops the row
 fingerprints no committed run adopted.';
 
@@ -233,8 +233,8 @@ fingerprints no committed run adopted.';
 -- naming the parent. Runs once the parents' work tables are complete (duplicates marked) and
 -- before the table's own duplicates are marked (a duplicate group's lowest id must be a row that
 -- migrates).
-drop function if exists migration.mark_orphans();
-create or replace function migration.mark_orphans(p_table text default 'predictions')
+drop function if exists hrp_migration.mark_orphans();
+create or replace function hrp_migration.mark_orphans(p_table text default 'predictions')
 returns bigint
 language plpgsql
 -- the work tables may have no statistics yet: hash joins suit any size
@@ -248,7 +248,7 @@ declare
 begin
     select
         string_agg(format(
-            'left join migration_work.%1$I as p%2$s on w.%3$I = p%2$s.%4$I', f.parent, f.n, f.col, f.parent_col
+            'left join hrp_migration_work.%1$I as p%2$s on w.%3$I = p%2$s.%4$I', f.parent, f.n, f.col, f.parent_col
         ), ' '),
         string_agg(format(
             'case when w.%1$I is not null and p%2$s.%4$I is null then format(%5$L, w.%1$I) '
@@ -276,9 +276,9 @@ begin
             c.conrelid = format('public.%I', p_table)::regclass and c.contype = 'f'
             and cardinality(c.conkey) = 1
             and pc.relnamespace = 'public'::regnamespace
-            and pc.relname = any(migration.target_tables())
+            and pc.relname = any(hrp_migration.target_tables())
             and exists (
-                select from migration.column_map as m
+                select from hrp_migration.column_map as m
                 where m.target_table = p_table and m.target_column = a.attname
             )
     ) as f;
@@ -286,10 +286,10 @@ begin
         return 0;
     end if;
     execute format(
-        'update migration_work.%1$I as m set reason = o.reason
+        'update hrp_migration_work.%1$I as m set reason = o.reason
          from (
              select w.ctid as row_tid, concat_ws(''; '', %2$s) as reason
-             from migration_work.%1$I as w %3$s
+             from hrp_migration_work.%1$I as w %3$s
              where w.reason is null and (%4$s)
          ) as o
          where m.ctid = o.row_tid',
@@ -299,15 +299,15 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_orphans(text) is
+comment on function hrp_migration.mark_orphans(text) is
 'Quarantines the rows of a target table whose parent (a foreign key to another target table) does
 not exist or does not migrate, naming the parent; returns how many.';
 
 -- Duplicates on a target unique key (from the catalog: UNIQUE constraints and unique indexes but
 -- the primary key), text compared case-insensitively: the row with the lowest source id migrates,
 -- the others are quarantined naming it. Over the whole work table (after every part is mapped).
-drop function if exists migration.mark_duplicates(text);
-create or replace function migration.mark_duplicates(p_table text)
+drop function if exists hrp_migration.mark_duplicates(text);
+create or replace function hrp_migration.mark_duplicates(p_table text)
 returns bigint
 language plpgsql
 -- the work table has no statistics yet (see map_end): without them the planner takes it for tiny
@@ -338,7 +338,7 @@ begin
                 case when a.atttypid in ('text'::regtype, 'varchar'::regtype, 'bpchar'::regtype)
                     then format('lower(%I)', a.attname) else format('%I', a.attname) end as expr,
                 exists (
-                    select from migration.column_map as m
+                    select from hrp_migration.column_map as m
                     where m.target_table = p_table and m.target_column = a.attname
                 ) as loaded
             from unnest(x.indkey::int2 []) with ordinality as u (attnum, n)
@@ -355,25 +355,25 @@ begin
         -- pass) runs only then
         if v_key.prefix is not null then
             execute format(
-                'select exists (select from migration_work.%1$I where reason is null
+                'select exists (select from hrp_migration_work.%1$I where reason is null
                                 group by %2$s having count(*) > 1)',
                 p_table, v_key.prefix
             ) into v_found;
             continue when not v_found;
         end if;
         execute format(
-            'select exists (select from migration_work.%1$I where reason is null
+            'select exists (select from hrp_migration_work.%1$I where reason is null
                             group by %2$s having count(*) > 1)',
             p_table, v_key.expr
         ) into v_found;
         continue when not v_found;
         execute format(
-            'update migration_work.%1$I as m set reason = format(%2$L, d.keep)
+            'update hrp_migration_work.%1$I as m set reason = format(%2$L, d.keep)
              from (
                  select id, min(id) over (partition by %3$s) as keep
-                 from migration_work.%1$I
+                 from hrp_migration_work.%1$I
                  where reason is null and (%3$s) in (
-                     select %3$s from migration_work.%1$I where reason is null
+                     select %3$s from hrp_migration_work.%1$I where reason is null
                      group by %3$s having count(*) > 1
                  )
              ) as d
@@ -387,7 +387,7 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.mark_duplicates(text) is
+comment on function hrp_migration.mark_duplicates(text) is
 'Quarantines all but the lowest-id row of each group of rows sharing a unique key of the target
 table (from the catalog; text compared case-insensitively).';
 
@@ -395,8 +395,8 @@ table (from the catalog; text compared case-insensitively).';
 -- the source) go, unchanged entries stay with the run that first quarantined them, new ones come.
 -- p_table: a target table (its work table's quarantined rows), or a source table no target takes
 -- (its preflight rejects: the rows pgloader could not carry into its copy).
-drop function if exists migration.sync_quarantine(bigint, text);
-create or replace function migration.sync_quarantine(p_run bigint, p_table text)
+drop function if exists hrp_migration.sync_quarantine(bigint, text);
+create or replace function hrp_migration.sync_quarantine(p_run bigint, p_table text)
 returns bigint
 language plpgsql
 as $$
@@ -405,13 +405,13 @@ declare
     v_id_column text;
     v_rows bigint;
 begin
-    select s.source_table, s.id_column into v_source_table, v_id_column from migration.source_of(p_table) as s;
+    select s.source_table, s.id_column into v_source_table, v_id_column from hrp_migration.source_of(p_table) as s;
     if v_source_table is null then  -- an unmapped source table: its rejects only
         v_source_table := p_table;
         create temp table m_q on commit drop as
-        select migration.parse_int(r.source_id) as source_id, r.reason, null as stage_id,
+        select hrp_migration.parse_int(r.source_id) as source_id, r.reason, null as stage_id,
             r.source_row::jsonb as source_row
-        from migration_stage.hrp_preflight_rejects as r
+        from hrp_migration_stage.hrp_preflight_rejects as r
         where r.source_table = p_table;
     else
         -- the quarantined rows first (usually few), then their staged originals: joining the staged
@@ -419,7 +419,7 @@ begin
         execute format(
             'create temp table m_q on commit drop as
              select m.id as source_id, m.reason, m.source_id as stage_id, m.reject_row as source_row
-             from migration_work.%I as m
+             from hrp_migration_work.%I as m
              where m.reason is not null',
             p_table
         );
@@ -427,13 +427,13 @@ begin
             analyze pg_temp.m_q;  -- its true size: a hash join once there are more than a few rows
             execute format(
                 'update pg_temp.m_q as n set source_row = to_jsonb(s)
-                 from migration_stage.%I as s
+                 from hrp_migration_stage.%I as s
                  where s.%I = n.stage_id and n.source_row is null',
                 v_source_table, v_id_column
             );
         end if;
     end if;
-    delete from migration.quarantine as q
+    delete from hrp_migration.quarantine as q
     where
         q.source_table = v_source_table
         and not exists (
@@ -442,11 +442,11 @@ begin
                 n.source_id is not distinct from q.source_id
                 and n.reason = q.reason and n.source_row = q.source_row
         );
-    insert into migration.quarantine (run_id, source_table, source_id, reason, source_row)
+    insert into hrp_migration.quarantine (run_id, source_table, source_id, reason, source_row)
     select p_run, v_source_table, n.source_id, n.reason, n.source_row
     from pg_temp.m_q as n
     where not exists (
-        select from migration.quarantine as q
+        select from hrp_migration.quarantine as q
         where
             q.source_table = v_source_table and q.source_id is not distinct from n.source_id
             and q.reason = n.reason and q.source_row = n.source_row
@@ -456,14 +456,14 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.sync_quarantine(bigint, text) is
-'Makes migration.quarantine for one source table (of a target table, or unmapped) equal to this
+comment on function hrp_migration.sync_quarantine(bigint, text) is
+'Makes hrp_migration.quarantine for one source table (of a target table, or unmapped) equal to this
 load''s quarantined rows (idempotent); returns how many.';
 
 -- Bulk path: the loader inserts predictions while their orphans and duplicates are still being
 -- marked on a connection of its own; the rows marked meanwhile leave the target again here (the
 -- loader takes them off the inserted count).
-create or replace function migration.remove_quarantined(p_table text)
+create or replace function hrp_migration.remove_quarantined(p_table text)
 returns bigint
 language plpgsql
 as $$
@@ -472,19 +472,19 @@ declare
 begin
     execute format(
         'delete from public.%1$I as t
-         where t.id in (select m.id from migration_work.%1$I as m where m.reason is not null)',
+         where t.id in (select m.id from hrp_migration_work.%1$I as m where m.reason is not null)',
         p_table
     );
     get diagnostics v_rows = row_count;
     return v_rows;
 end
 $$;
-comment on function migration.remove_quarantined(text) is
+comment on function hrp_migration.remove_quarantined(text) is
 'Deletes from the target table the rows its work table now quarantines (orphans and duplicates
 marked after the insert); returns how many.';
 
 -- The target columns a load writes: those the mapping feeds, in the table's order.
-create or replace function migration.load_columns(p_table text)
+create or replace function hrp_migration.load_columns(p_table text)
 returns text[]
 language sql stable
 as $$
@@ -494,11 +494,11 @@ as $$
         a.attrelid = format('public.%I', p_table)::regclass
         and a.attnum > 0 and not a.attisdropped
         and exists (
-            select from migration.column_map as m
+            select from hrp_migration.column_map as m
             where m.target_table = p_table and m.target_column = a.attname
         )
 $$;
-comment on function migration.load_columns(text) is
+comment on function hrp_migration.load_columns(text) is
 'Columns of public.<table> that the load writes (the others keep their defaults).';
 
 -- Unique keys whose values may move between existing rows (two horses swap names, a cycle of
@@ -508,7 +508,7 @@ comment on function migration.load_columns(text) is
 -- and CHECKs, then the update writes the final values. The spec's DDL stays as it is, and no
 -- parent is deleted (that would cascade). Every UNIQUE key of the five tables has its entry (a
 -- pgTAP test compares this list with the catalog).
-create or replace function migration.moving_keys()
+create or replace function hrp_migration.moving_keys()
 returns table (table_name text, key_columns text[], moved_column text, placeholder text)
 language sql immutable
 as $$
@@ -521,11 +521,11 @@ as $$
     -- varchar(20): '~' and at most 16 hexadecimal digits
     ('predictions', array['race_id', 'horse_id', 'algorithm_version'], 'algorithm_version', '~%s')
 $$;
-comment on function migration.moving_keys() is
+comment on function hrp_migration.moving_keys() is
 'The unique keys of the five tables, the column apply_table moves out of the way for rows whose
 key changes, and its placeholder (format() of to_hex(id)).';
 
-create or replace function migration.displace_moving_keys(p_table text)
+create or replace function hrp_migration.displace_moving_keys(p_table text)
 returns bigint
 language plpgsql
 as $$
@@ -535,12 +535,12 @@ declare
     v_step bigint;
 begin
     for v_key in
-        select k.* from migration.moving_keys() as k
-        where k.table_name = p_table and k.key_columns <@ migration.load_columns(p_table)
+        select k.* from hrp_migration.moving_keys() as k
+        where k.table_name = p_table and k.key_columns <@ hrp_migration.load_columns(p_table)
     loop
         execute format(
             'update public.%1$I as t set %3$I = format(%4$L, to_hex(t.id))
-             from migration_work.%2$I as m
+             from hrp_migration_work.%2$I as m
              where m.id = t.id and m.reason is null and (%5$s) is distinct from (%6$s)',
             p_table, p_table, v_key.moved_column, v_key.placeholder,
             (select string_agg(format('t.%I', c), ', ') from unnest(v_key.key_columns) as c),
@@ -552,21 +552,21 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.displace_moving_keys(text) is
+comment on function hrp_migration.displace_moving_keys(text) is
 'Sets the moved column of every row whose unique key the load changes to a placeholder unique per
-id (migration.moving_keys), so that keys swapped or cycled among rows apply in one update.';
+id (hrp_migration.moving_keys), so that keys swapped or cycled among rows apply in one update.';
 
 -- Target <- migrating rows of the work table. p_step: 'delete' (rows not migrating any more),
 -- 'upsert' (update changed rows, insert new ones), 'insert' (the bulk path: an empty target).
 -- Returns {"inserted", "updated", "deleted"}. The target's user triggers (the spec's
 -- update_<table>_updated_at) are disabled around the writes so source timestamps are kept.
-drop function if exists migration.apply_table(text, text);
-create or replace function migration.apply_table(p_table text, p_step text)
+drop function if exists hrp_migration.apply_table(text, text);
+create or replace function hrp_migration.apply_table(p_table text, p_step text)
 returns jsonb
 language plpgsql
 as $$
 declare
-    v_cols text[] := migration.load_columns(p_table);
+    v_cols text[] := hrp_migration.load_columns(p_table);
     v_list text;
     v_mlist text;
     v_set text;
@@ -589,27 +589,27 @@ begin
     if p_step = 'delete' then
         execute format(
             'delete from public.%1$I as t where not exists (
-                 select from migration_work.%1$I as m where m.id = t.id and m.reason is null)',
+                 select from hrp_migration_work.%1$I as m where m.id = t.id and m.reason is null)',
             p_table);
         get diagnostics v_deleted = row_count;
     elsif p_step = 'upsert' then
-        perform migration.displace_moving_keys(p_table);
+        perform hrp_migration.displace_moving_keys(p_table);
         if v_set is not null then
             execute format(
-                'update public.%1$I as t set %2$s from migration_work.%1$I as m
+                'update public.%1$I as t set %2$s from hrp_migration_work.%1$I as m
                  where m.id = t.id and m.reason is null and (%3$s) is distinct from (%4$s)',
                 p_table, v_set,
                 (select string_agg(format('t.%I', c), ', ') from unnest(v_cols) as c), v_mlist);
             get diagnostics v_updated = row_count;
         end if;
         execute format(
-            'insert into public.%1$I (%2$s) select %3$s from migration_work.%1$I as m
+            'insert into public.%1$I (%2$s) select %3$s from hrp_migration_work.%1$I as m
              where m.reason is null and not exists (select from public.%1$I as t where t.id = m.id)',
             p_table, v_list, v_mlist);
         get diagnostics v_inserted = row_count;
     elsif p_step = 'insert' then  -- the bulk path: empty target
         execute format(
-            'insert into public.%1$I (%2$s) select %3$s from migration_work.%1$I as m where m.reason is null',
+            'insert into public.%1$I (%2$s) select %3$s from hrp_migration_work.%1$I as m where m.reason is null',
             p_table, v_list, v_mlist);
         get diagnostics v_inserted = row_count;
     else
@@ -621,39 +621,39 @@ begin
     return jsonb_build_object('inserted', v_inserted, 'updated', v_updated, 'deleted', v_deleted);
 end
 $$;
-comment on function migration.apply_table(text, text) is
-'Writes the migrating rows of migration_work.<table> into public.<table> (delete / upsert /
+comment on function hrp_migration.apply_table(text, text) is
+'Writes the migrating rows of hrp_migration_work.<table> into public.<table> (delete / upsert /
 insert), user triggers disabled so the source created_at/updated_at are kept; returns the counts
 {"inserted", "updated", "deleted"}.';
 
 -- Nothing of the source is dropped: the values of the source columns no target column takes (and
--- those a rule keeps whole, date_part) go to migration.source_extras, per source row, refreshed by
--- every load (the current source; a table without such columns keeps no entry).
-create or replace function migration.sync_extras(p_table text)
+-- those a rule keeps whole, date_part) go to hrp_migration.source_extras, per source row,
+-- refreshed by every load (the current source; a table without such columns keeps no entry).
+create or replace function hrp_migration.sync_extras(p_table text)
 returns bigint
 language plpgsql
 as $$
 declare
-    v_source record := migration.source_of(p_table);
+    v_source record := hrp_migration.source_of(p_table);
     v_object text;
     v_rows bigint := 0;
 begin
-    delete from migration.source_extras where source_table = v_source.source_table;
+    delete from hrp_migration.source_extras where source_table = v_source.source_table;
     select string_agg(format('%L, s.%I', s.source_column, lower(s.source_column)), ', ' order by s.ordinal)
     into v_object
-    from migration.source_columns as s
+    from hrp_migration.source_columns as s
     where
         s.source_table = v_source.source_table
         and (s.target_column is null or exists (
-            select from migration.column_map as m
+            select from hrp_migration.column_map as m
             where m.source_table = s.source_table and m.source_column = s.source_column
                 and m.rule = 'date_part'
         ));
     if v_object is not null then
         -- jsonb_build_object takes at most 100 arguments: build in parts of 50 columns
         execute format(
-            'insert into migration.source_extras (source_table, source_id, extra_values)
-             select %L, s.%I::bigint, %s from migration_stage.%I as s',
+            'insert into hrp_migration.source_extras (source_table, source_id, extra_values)
+             select %L, s.%I::bigint, %s from hrp_migration_stage.%I as s',
             v_source.source_table, v_source.id_column,
             (
                 select string_agg(format('jsonb_build_object(%s)', part), ' || ')
@@ -662,11 +662,11 @@ begin
                         order by c.ordinal) as part
                     from (
                         select s.*, (row_number() over (order by s.ordinal) - 1) / 50 as chunk
-                        from migration.source_columns as s
+                        from hrp_migration.source_columns as s
                         where
                             s.source_table = v_source.source_table
                             and (s.target_column is null or exists (
-                                select from migration.column_map as m
+                                select from hrp_migration.column_map as m
                                 where m.source_table = s.source_table
                                     and m.source_column = s.source_column and m.rule = 'date_part'
                             ))
@@ -681,14 +681,14 @@ begin
     return v_rows;
 end
 $$;
-comment on function migration.sync_extras(text) is
-'Refreshes migration.source_extras for the source table of a target table: per staged row, the
+comment on function hrp_migration.sync_extras(text) is
+'Refreshes hrp_migration.source_extras for the source table of a target table: per staged row, the
 values of its columns no target column takes (and those date_part keeps whole); returns how many
 rows.';
 
--- Source tables no target table takes: copied whole (as staged, all text) into migration_unmapped,
--- replacing the previous load's copy. Returns {table: rows}.
-create or replace function migration.copy_unmapped()
+-- Source tables no target table takes: copied whole (as staged, all text) into
+-- hrp_migration_unmapped, replacing the previous load's copy. Returns {table: rows}.
+create or replace function hrp_migration.copy_unmapped()
 returns jsonb
 language plpgsql
 as $$
@@ -698,26 +698,26 @@ declare
     v_result jsonb := '{}';
 begin
     for v_table in
-        select distinct s.source_table from migration.source_columns as s
+        select distinct s.source_table from hrp_migration.source_columns as s
         where s.target_table is null
         order by 1
     loop
-        execute format('drop table if exists migration_unmapped.%I', v_table);
+        execute format('drop table if exists hrp_migration_unmapped.%I', v_table);
         execute format(
-            'create table migration_unmapped.%I as select * from migration_stage.%I', v_table, v_table
+            'create table hrp_migration_unmapped.%I as select * from hrp_migration_stage.%I', v_table, v_table
         );
         execute format(
-            'comment on table migration_unmapped.%I is %L', v_table,
+            'comment on table hrp_migration_unmapped.%I is %L', v_table,
             'The source table ' || v_table || ', which no target table takes: every row, as text, '
             || 'as of the last load.'
         );
         get diagnostics v_rows = row_count;
-        execute format('select count(*) from migration_unmapped.%I', v_table) into v_rows;
+        execute format('select count(*) from hrp_migration_unmapped.%I', v_table) into v_rows;
         v_result := v_result || jsonb_build_object(v_table, v_rows);
     end loop;
     return v_result;
 end
 $$;
-comment on function migration.copy_unmapped() is
-'Copies each source table no target table takes into migration_unmapped (all rows, text),
+comment on function hrp_migration.copy_unmapped() is
+'Copies each source table no target table takes into hrp_migration_unmapped (all rows, text),
 replacing the previous copy; returns the row count per table.';

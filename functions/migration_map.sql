@@ -2,15 +2,15 @@
 -- set: the rule of each target column comes from the target catalog — its type and length,
 -- precision and scale (pg_attribute), NOT NULL, its enum's labels (pg_enum), the table's CHECK
 -- constraints evaluated as they are written (pg_constraint) — and the mapping (which source column
--- feeds it, and an alternative rule where one is chosen) from migration.column_map.
+-- feeds it, and an alternative rule where one is chosen) from hrp_migration.column_map.
 --   set_mapping(source, mapping)  resolves a mapping file (as JSON) against the source's tables and
 --                                 columns, refuses it naming every problem, else fills
---                                 migration.source_columns and migration.column_map; returns
---                                 what goes where
+--                                 hrp_migration.source_columns and hrp_migration.column_map;
+--                                 returns what goes where
 --   prepare_stage()               the all-text staging tables pgloader loads, one per source table
 --   mapped_query(table)           the query staged rows -> typed values, reason, norms
---   build_mapped_view(table)      migration.<table>_mapped over that query (the loader's input);
---                                 build_mapped_views() all five
+--   build_mapped_view(table)      hrp_migration.<table>_mapped over that query (the loader's
+--                                 input); build_mapped_views() all five
 -- The rules, per target type (README "Per-column rules" says the same; a test compares them):
 --   smallint/integer/bigint  an integer (optional sign, digits), in the type's range
 --   numeric(p,s)             a finite number rounded half away from zero to s decimals, below
@@ -40,17 +40,17 @@
 -- Repeatable (CREATE OR REPLACE).
 
 -- The target tables, parents first (the order of upserts; deletes go the other way).
-create or replace function migration.target_tables()
+create or replace function hrp_migration.target_tables()
 returns text[]
 language sql immutable
 as $$
     select array['races', 'horses', 'users', 'api_credentials', 'predictions']
 $$;
-comment on function migration.target_tables() is
+comment on function hrp_migration.target_tables() is
 'The spec''s five tables a load writes, parents first.';
 
 -- text -> interval, NULL when the text is not one (plpgsql: the cast raises).
-create or replace function migration.try_interval(v text)
+create or replace function hrp_migration.try_interval(v text)
 returns interval
 language plpgsql stable parallel safe
 as $$
@@ -60,10 +60,11 @@ exception when others then
     return null;
 end
 $$;
-comment on function migration.try_interval(text) is 'text -> interval, NULL when it is not one.';
+comment on function hrp_migration.try_interval(text) is
+'text -> interval, NULL when it is not one.';
 
 -- The catalog facts a rule needs about each column of a target table.
-create or replace function migration.target_columns(p_table text)
+create or replace function hrp_migration.target_columns(p_table text)
 returns table (
     attnum smallint, column_name text, type_name text, type_kind text, max_length integer,
     num_precision integer, num_scale integer, not_null boolean, has_default boolean,
@@ -109,16 +110,17 @@ as $$
         and a.attnum > 0 and not a.attisdropped
     order by a.attnum
 $$;
-comment on function migration.target_columns(text) is
+comment on function hrp_migration.target_columns(text) is
 'Per column of public.<table>: its type, the kind of rule that type takes, length, precision and
 scale, NOT NULL, default, primary key (from pg_attribute, pg_type, pg_constraint).';
 
 -- The source (p_source: {"tables": {name: {"columns": [{"name", "type"}, ...]}}}) and the mapping
 -- file as JSON (p_mapping: {"tables": {target: {"source": ..., "columns": {target column: source
--- column | {"source": ..., "rule": ...} | false}}}}) -> migration.source_columns and column_map.
+-- column | {"source": ..., "rule": ...} | false}}}}) -> hrp_migration.source_columns and
+-- column_map.
 -- A target table not in the file takes the source table of its name; a target column not listed
 -- takes the source column of its name when there is one (false: none, the target default).
-create or replace function migration.set_mapping(p_source jsonb, p_mapping jsonb)
+create or replace function hrp_migration.set_mapping(p_source jsonb, p_mapping jsonb)
 returns jsonb
 language plpgsql
 as $$
@@ -137,10 +139,10 @@ declare
     v_used text[] := '{}';
 begin
     for v_entry in select key, value from jsonb_each(coalesce(p_mapping -> 'tables', '{}')) loop
-        if not v_entry.key = any(migration.target_tables()) then
+        if not v_entry.key = any(hrp_migration.target_tables()) then
             v_problems := v_problems || format(
                 'mapping: [tables.%s] is not a target table (the targets: %s)',
-                v_entry.key, array_to_string(migration.target_tables(), ', ')
+                v_entry.key, array_to_string(hrp_migration.target_tables(), ', ')
             );
         elsif jsonb_typeof(v_entry.value) <> 'object' then
             v_problems := v_problems || format('mapping: tables.%s must be a table', v_entry.key);
@@ -161,15 +163,15 @@ begin
         raise exception using
             message = 'the mapping file is not valid:' || E'\n  ' || array_to_string(v_problems, E'\n  ');
     end if;
-    truncate migration.column_map, migration.source_columns;
-    insert into migration.source_columns (source_table, source_column, ordinal, declared_type)
+    truncate hrp_migration.column_map, hrp_migration.source_columns;
+    insert into hrp_migration.source_columns (source_table, source_column, ordinal, declared_type)
     select t.key, c.value ->> 'name', c.ordinality, coalesce(c.value ->> 'type', '')
     from jsonb_each(p_source -> 'tables') as t
     cross join lateral jsonb_array_elements(t.value -> 'columns') with ordinality as c;
-    foreach v_target in array migration.target_tables() loop
+    foreach v_target in array hrp_migration.target_tables() loop
         v_spec := coalesce(p_mapping -> 'tables' -> v_target, '{}');
         v_src := coalesce(v_spec ->> 'source', v_target);
-        if not exists (select from migration.source_columns where source_table = v_src) then
+        if not exists (select from hrp_migration.source_columns where source_table = v_src) then
             v_problems := v_problems || format(
                 'table %s: the source has no table %s%s', v_target, v_src,
                 case when v_spec ? 'source' then ' (mapping: source)' else
@@ -187,7 +189,7 @@ begin
         -- source table's
         for v_entry in select key, value from jsonb_each(coalesce(v_spec -> 'columns', '{}')) loop
             if not exists (
-                select from migration.target_columns(v_target) as t where t.column_name = v_entry.key
+                select from hrp_migration.target_columns(v_target) as t where t.column_name = v_entry.key
             ) then
                 v_problems := v_problems || format('table %s: mapping names column %s, which the target '
                     'table does not have', v_target, v_entry.key);
@@ -211,30 +213,30 @@ begin
                 continue;
             end if;
             if not exists (
-                select from migration.source_columns
+                select from hrp_migration.source_columns
                 where source_table = v_src and lower(source_column) = lower(v_source_col)
             ) then
                 v_problems := v_problems || format('table %s, column %s: the source table %s has no column '
                     '%s', v_target, v_entry.key, v_src, v_source_col);
                 continue;
             end if;
-            insert into migration.column_map (target_table, target_column, source_table, source_column, rule)
+            insert into hrp_migration.column_map (target_table, target_column, source_table, source_column, rule)
             select v_target, v_entry.key, v_src, s.source_column, v_rule
-            from migration.source_columns as s
+            from hrp_migration.source_columns as s
             where s.source_table = v_src and lower(s.source_column) = lower(v_source_col);
         end loop;
         -- the others: the source column of the same name, if there is one
-        insert into migration.column_map (target_table, target_column, source_table, source_column)
+        insert into hrp_migration.column_map (target_table, target_column, source_table, source_column)
         select v_target, t.column_name, v_src, s.source_column
-        from migration.target_columns(v_target) as t
-        inner join migration.source_columns as s
+        from hrp_migration.target_columns(v_target) as t
+        inner join hrp_migration.source_columns as s
             on s.source_table = v_src and lower(s.source_column) = t.column_name
         where not (coalesce(v_spec -> 'columns', '{}') ? t.column_name);
         -- each mapped column: a type the rules know, a known rule that fits it
         for v_col in
             select t.*, m.source_column, m.rule
-            from migration.target_columns(v_target) as t
-            left join migration.column_map as m
+            from hrp_migration.target_columns(v_target) as t
+            left join hrp_migration.column_map as m
                 on m.target_table = v_target and t.column_name = m.target_column
             order by t.attnum
         loop
@@ -259,9 +261,9 @@ begin
                     'column is %s', v_target, v_col.column_name, v_col.type_name);
             end if;
         end loop;
-        update migration.source_columns as s
+        update hrp_migration.source_columns as s
         set target_table = v_target, target_column = (
-            select min(m.target_column) from migration.column_map as m
+            select min(m.target_column) from hrp_migration.column_map as m
             where m.target_table = v_target and m.source_column = s.source_column
         )
         where s.source_table = v_src;
@@ -273,23 +275,23 @@ begin
                     case when m.rule is null then to_jsonb(m.source_column)
                     else jsonb_build_object('source', m.source_column, 'rule', m.rule) end
                 ), '{}')
-                from migration.column_map as m where m.target_table = v_target
+                from hrp_migration.column_map as m where m.target_table = v_target
             ),
             'target_defaults', (
                 select coalesce(jsonb_agg(t.column_name order by t.attnum), '[]')
-                from migration.target_columns(v_target) as t
+                from hrp_migration.target_columns(v_target) as t
                 where not exists (
-                    select from migration.column_map as m
+                    select from hrp_migration.column_map as m
                     where m.target_table = v_target and m.target_column = t.column_name
                 )
             ),
             -- source columns no target column takes, and those a rule keeps whole (date_part)
             'extra_columns', (
                 select coalesce(jsonb_agg(s.source_column order by s.ordinal), '[]')
-                from migration.source_columns as s
+                from hrp_migration.source_columns as s
                 where
                     s.source_table = v_src and (s.target_column is null or exists (
-                        select from migration.column_map as m
+                        select from hrp_migration.column_map as m
                         where m.source_table = v_src and m.source_column = s.source_column
                             and m.rule = 'date_part'
                     ))
@@ -305,21 +307,21 @@ begin
         'tables', v_tables,
         'unmapped_tables', (
             select coalesce(jsonb_agg(distinct s.source_table), '[]')
-            from migration.source_columns as s where s.target_table is null
+            from hrp_migration.source_columns as s where s.target_table is null
         )
     );
     return v_report;
 end
 $$;
-comment on function migration.set_mapping(jsonb, jsonb) is
+comment on function hrp_migration.set_mapping(jsonb, jsonb) is
 'Resolves a mapping (the mapping file as JSON) against the source''s tables and columns: refuses it
-naming every problem, else fills migration.source_columns and migration.column_map; returns what
+naming every problem, else fills hrp_migration.source_columns and hrp_migration.column_map; returns what
 goes where (target tables: source, columns, target defaults, extra columns; unmapped tables).';
 
 -- The staging tables pgloader loads into: one per source table, every column text, UNLOGGED,
 -- named as in the source (column names lower case, as pgloader writes them); plus the preflight's
--- rejects. Every other table of migration_stage goes (an earlier source's).
-create or replace function migration.prepare_stage()
+-- rejects. Every other table of hrp_migration_stage goes (an earlier source's).
+create or replace function hrp_migration.prepare_stage()
 returns bigint
 language plpgsql
 as $$
@@ -328,53 +330,54 @@ declare
     v_rows bigint := 0;
 begin
     -- the mapping views read the staging tables: they go first (map_begin makes them again)
-    foreach v_table in array migration.target_tables() loop
-        if to_regclass(format('migration.%I', v_table || '_mapped')) is not null then
-            execute format('drop view migration.%I', v_table || '_mapped');
+    foreach v_table in array hrp_migration.target_tables() loop
+        if to_regclass(format('hrp_migration.%I', v_table || '_mapped')) is not null then
+            execute format('drop view hrp_migration.%I', v_table || '_mapped');
         end if;
     end loop;
     for v_table in
         select c.relname from pg_class as c
-        where c.relnamespace = 'migration_stage'::regnamespace and c.relkind = 'r'
+        where c.relnamespace = 'hrp_migration_stage'::regnamespace and c.relkind = 'r'
     loop
-        execute format('drop table migration_stage.%I', v_table);
+        execute format('drop table hrp_migration_stage.%I', v_table);
     end loop;
-    for v_table in select distinct s.source_table from migration.source_columns as s loop
+    for v_table in select distinct s.source_table from hrp_migration.source_columns as s loop
         execute format(
-            'create unlogged table migration_stage.%I (%s)', v_table,
+            'create unlogged table hrp_migration_stage.%I (%s)', v_table,
             (
                 select string_agg(format('%I text', lower(s.source_column)), ', ' order by s.ordinal)
-                from migration.source_columns as s
+                from hrp_migration.source_columns as s
                 where s.source_table = v_table
             )
         );
         execute format(
-            'comment on table migration_stage.%I is %L', v_table,
+            'comment on table hrp_migration_stage.%I is %L', v_table,
             'Staged copy of the source table ' || v_table || ', all text (pgloader).'
         );
         v_rows := v_rows + 1;
     end loop;
-    create unlogged table migration_stage.hrp_preflight_rejects (
+    create unlogged table hrp_migration_stage.hrp_preflight_rejects (
         source_table text, source_id text, reason text, source_row text
     );
-    comment on table migration_stage.hrp_preflight_rejects is
+    comment on table hrp_migration_stage.hrp_preflight_rejects is
     'Source rows pgloader cannot carry (found by the preflight), as escaped JSON text,
 to be quarantined.';
     return v_rows;
 end
 $$;
-comment on function migration.prepare_stage() is
-'Re-creates migration_stage: an all-text UNLOGGED table per source table of
-migration.source_columns, and hrp_preflight_rejects; returns how many source tables.';
+comment on function hrp_migration.prepare_stage() is
+'Re-creates hrp_migration_stage: an all-text UNLOGGED table per source table of
+hrp_migration.source_columns, and hrp_preflight_rejects; returns how many source tables.';
 
 -- The mapping query of a target table (see the header): staged text -> typed values by the rules
--- of the target catalog, reason and norms. Built from migration.column_map and the catalog only.
-create or replace function migration.mapped_query(p_table text)
+-- of the target catalog, reason and norms. Built from hrp_migration.column_map and the catalog
+-- only.
+create or replace function hrp_migration.mapped_query(p_table text)
 returns text
 language plpgsql stable
 as $$
 declare
-    v_src text := (select min(m.source_table) from migration.column_map as m where m.target_table = p_table);
+    v_src text := (select min(m.source_table) from hrp_migration.column_map as m where m.target_table = p_table);
     v_c record;
     v_n text;
     v_x text;
@@ -396,12 +399,12 @@ declare
     v_lim text;
 begin
     if v_src is null then
-        raise exception 'mapped_query: no mapping for table % (migration.set_mapping first)', p_table;
+        raise exception 'mapped_query: no mapping for table % (hrp_migration.set_mapping first)', p_table;
     end if;
     for v_c in
         select t.*, m.source_column, m.rule
-        from migration.target_columns(p_table) as t
-        inner join migration.column_map as m
+        from hrp_migration.target_columns(p_table) as t
+        inner join hrp_migration.column_map as m
             on m.target_table = p_table and t.column_name = m.target_column
         order by t.attnum
     loop
@@ -470,7 +473,7 @@ begin
         -- the rules
         if v_c.type_kind = 'integer' then
             l2 := l2 || format(
-                'case when g.fast then g.f%1$s else migration.parse_int(g.x%1$s) end as v%1$s', v_n
+                'case when g.fast then g.f%1$s else hrp_migration.parse_int(g.x%1$s) end as v%1$s', v_n
             );
             v_lim := case v_c.type_name
                 when 'smallint' then '-32768 and 32767'
@@ -487,8 +490,8 @@ begin
                 ) end;
         elsif v_c.type_kind in ('numeric', 'float') then
             l2 := l2 || case when v_c.type_kind = 'numeric' then format(
-                'case when g.fast then g.f%1$s else migration.parse_num(g.x%1$s) end as v%1$s', v_n
-            ) else format('migration.parse_num(g.x%1$s) as v%1$s', v_n) end;
+                'case when g.fast then g.f%1$s else hrp_migration.parse_num(g.x%1$s) end as v%1$s', v_n
+            ) else format('hrp_migration.parse_num(g.x%1$s) as v%1$s', v_n) end;
             if v_c.num_precision is not null then
                 l3 := l3 || format('round(q.v%1$s, %2$s) as r%1$s', v_n, v_c.num_scale);
                 l4 := l4 || format(
@@ -529,9 +532,9 @@ begin
                 );
             end if;
         elsif v_c.type_kind = 'date' and v_c.rule = 'date_part' then
-            l2 := l2 || format('migration.ts_kind(g.x%1$s) as k%1$s', v_n);
+            l2 := l2 || format('hrp_migration.ts_kind(g.x%1$s) as k%1$s', v_n);
             l3 := l3 || format(
-                'case when q.k%1$s = %2$L then (migration.parse_ts(q.x%1$s, q.k%1$s, q.tz) at time zone q.tz)::date '
+                'case when q.k%1$s = %2$L then (hrp_migration.parse_ts(q.x%1$s, q.k%1$s, q.tz) at time zone q.tz)::date '
                 'when q.k%1$s is not null then left(q.x%1$s, 10)::date end as v%1$s', v_n, 'epoch'
             );
             l4 := l4 || format('p.v%s as %I', v_n, v_c.column_name);
@@ -542,7 +545,7 @@ begin
             );
         elsif v_c.type_kind = 'date' then
             l2 := l2 || format(
-                'case when g.fast then g.f%1$s else migration.parse_date(g.x%1$s) end as v%1$s', v_n
+                'case when g.fast then g.f%1$s else hrp_migration.parse_date(g.x%1$s) end as v%1$s', v_n
             );
             l4 := l4 || format('p.v%s as %I', v_n, v_c.column_name);
             v_case := format(
@@ -550,20 +553,20 @@ begin
             );
         elsif v_c.type_kind = 'timestamp' then
             l2 := l2 || format(
-                'case when g.fast then %2$L else migration.ts_kind(g.x%1$s) end as k%1$s', v_n, 'naive'
+                'case when g.fast then %2$L else hrp_migration.ts_kind(g.x%1$s) end as k%1$s', v_n, 'naive'
             );
             l3 := l3 || format(
                 'case when q.fast then q.f%1$s at time zone q.tz '
-                'else migration.parse_ts(q.x%1$s, q.k%1$s, q.tz) end as v%1$s', v_n
+                'else hrp_migration.parse_ts(q.x%1$s, q.k%1$s, q.tz) end as v%1$s', v_n
             );
             -- a timestamp without time zone keeps the local time of the source time zone
             l4 := l4 || case when v_c.type_name like 'timestamp without%'
                 then format('(p.v%s at time zone p.tz)::%s as %I', v_n, v_c.type_name, v_c.column_name)
                 else format('p.v%s as %I', v_n, v_c.column_name) end;
             v_case := format('when p.k%1$s is null then %2$L', v_n, v_c.column_name || ': unparseable timestamp');
-            v_norms := v_norms || format('migration.ts_norms(p.k%s)', v_n);
+            v_norms := v_norms || format('hrp_migration.ts_norms(p.k%s)', v_n);
         elsif v_c.type_kind = 'boolean' then
-            l2 := l2 || format('migration.parse_bool(g.x%1$s) as v%1$s', v_n);
+            l2 := l2 || format('hrp_migration.parse_bool(g.x%1$s) as v%1$s', v_n);
             l4 := l4 || format('p.v%s as %I', v_n, v_c.column_name);
             v_case := format('when p.v%1$s is null then %2$L', v_n, v_c.column_name || ': not a boolean');
             v_norms := v_norms || format(
@@ -578,7 +581,7 @@ begin
             );
         elsif v_c.type_kind = 'json' then
             l2 := l2 || format(
-                'case when g.x%1$s is not null then migration.try_jsonb(g.x%1$s) end as j%1$s', v_n
+                'case when g.x%1$s is not null then hrp_migration.try_jsonb(g.x%1$s) end as j%1$s', v_n
             );
             l4 := l4 || format(
                 'case when p.j%1$s is not null then p.j%1$s when ltrim(p.x%1$s) !~ %2$L '
@@ -586,7 +589,7 @@ begin
                 v_n, '^[\[{"]', v_c.type_name, v_c.column_name
             );
             v_case := format(
-                'when p.j%1$s is null and ltrim(p.x%1$s) ~ %2$L then case when migration.is_json(p.x%1$s) '
+                'when p.j%1$s is null and ltrim(p.x%1$s) ~ %2$L then case when hrp_migration.is_json(p.x%1$s) '
                 'then %3$L else %4$L end',
                 v_n, '^[\[{"]', v_c.column_name || ': JSON with a \u0000 escape, which jsonb cannot hold',
                 v_c.column_name || ': malformed JSON'
@@ -596,7 +599,7 @@ begin
                 v_n, '^[\[{"]', 'text_as_json_string'
             );
         elsif v_c.type_kind = 'interval' then
-            l2 := l2 || format('migration.try_interval(g.x%1$s) as v%1$s', v_n);
+            l2 := l2 || format('hrp_migration.try_interval(g.x%1$s) as v%1$s', v_n);
             l4 := l4 || format('p.v%s as %I', v_n, v_c.column_name);
             v_case := format('when p.v%1$s is null then %2$L', v_n, v_c.column_name || ': not an interval');
         end if;
@@ -624,7 +627,7 @@ begin
             select from unnest(c.conkey) as k (attnum)
             inner join pg_attribute as a on a.attrelid = c.conrelid and a.attnum = k.attnum
             where not exists (
-                select from migration.column_map as m
+                select from hrp_migration.column_map as m
                 where m.target_table = p_table and m.target_column = a.attname
             )
         );
@@ -646,7 +649,7 @@ from (
                 select c.*, coalesce(%9$s, false) as fast
                 from (
                     select s.%10$I as source_id, e.tz, %11$s
-                    from migration_stage.%12$I as s
+                    from hrp_migration_stage.%12$I as s
                     cross join (select %13$s) as e
                     where
                         s.ctid >= (select format('(%%s,0)', coalesce(nullif(
@@ -664,7 +667,7 @@ from (
 ) as t$q$,
         (
             select string_agg(format('t.%I', m.target_column), ', ' order by a.attnum)
-            from migration.column_map as m
+            from hrp_migration.column_map as m
             inner join pg_attribute as a
                 on a.attrelid = format('public.%I', p_table)::regclass and a.attname = m.target_column
             where m.target_table = p_table
@@ -672,15 +675,15 @@ from (
         coalesce(', ' || nullif(array_to_string(v_checks, ', '), ''), ''),
         array_to_string(l4, ', '),
         array_to_string(v_reasons, ', '),
-        array_to_string(array(select x from unnest(v_norms) as x where x not like 'migration.ts_norms(%'), ', '),
+        array_to_string(array(select x from unnest(v_norms) as x where x not like 'hrp_migration.ts_norms(%'), ', '),
         coalesce(' || ' || nullif(array_to_string(
-            array(select x from unnest(v_norms) as x where x like 'migration.ts_norms(%'), ' || '
+            array(select x from unnest(v_norms) as x where x like 'hrp_migration.ts_norms(%'), ' || '
         ), ''), ''),
         coalesce(', ' || nullif(array_to_string(l3, ', '), ''), ''),
         coalesce(', ' || nullif(array_to_string(l2, ', '), ''), ''),
         coalesce(nullif(array_to_string(l1, ' and '), ''), 'true'),
         (
-            select lower(m.source_column) from migration.column_map as m
+            select lower(m.source_column) from hrp_migration.column_map as m
             where m.target_table = p_table and m.target_column = 'id'
         ),
         array_to_string(l0, ', '),
@@ -689,44 +692,44 @@ from (
     );
 end
 $$;
-comment on function migration.mapped_query(text) is
-'The query that maps the staged rows of a target table''s source table (migration.column_map) to
+comment on function hrp_migration.mapped_query(text) is
+'The query that maps the staged rows of a target table''s source table (hrp_migration.column_map) to
 the typed target values, with reason (failed rules and CHECKs, by column) and norms (the counted
 normalisations), from the target catalog''s rules (see functions/migration_map.sql).';
 
-create or replace function migration.build_mapped_view(p_table text)
+create or replace function hrp_migration.build_mapped_view(p_table text)
 returns void
 language plpgsql
 as $$
 begin
-    if to_regclass(format('migration.%I', p_table || '_mapped')) is not null then
-        execute format('drop view migration.%I', p_table || '_mapped');
+    if to_regclass(format('hrp_migration.%I', p_table || '_mapped')) is not null then
+        execute format('drop view hrp_migration.%I', p_table || '_mapped');
     end if;
-    execute format('create view migration.%I as %s', p_table || '_mapped', migration.mapped_query(p_table));
+    execute format('create view hrp_migration.%I as %s', p_table || '_mapped', hrp_migration.mapped_query(p_table));
     execute format(
-        'comment on view migration.%I is %L', p_table || '_mapped',
+        'comment on view hrp_migration.%I is %L', p_table || '_mapped',
         'Staged source rows -> typed ' || p_table || ' columns, with failed rules (reason) and '
-        || 'normalisations (norms); generated by migration.build_mapped_view from the mapping and the catalog.'
+        || 'normalisations (norms); generated by hrp_migration.build_mapped_view from the mapping and the catalog.'
     );
 end
 $$;
-comment on function migration.build_mapped_view(text) is
-'(Re)creates migration.<table>_mapped from migration.mapped_query(<table>).';
+comment on function hrp_migration.build_mapped_view(text) is
+'(Re)creates hrp_migration.<table>_mapped from hrp_migration.mapped_query(<table>).';
 
 -- All five at once: the loader builds them right after staging, before its transaction begins (the
 -- views' CHECK expressions are read with pg_get_expr, which takes a lock on the target table that
 -- the bulk path's transaction would block).
-create or replace function migration.build_mapped_views()
+create or replace function hrp_migration.build_mapped_views()
 returns void
 language plpgsql
 as $$
 declare
     v_table text;
 begin
-    foreach v_table in array migration.target_tables() loop
-        perform migration.build_mapped_view(v_table);
+    foreach v_table in array hrp_migration.target_tables() loop
+        perform hrp_migration.build_mapped_view(v_table);
     end loop;
 end
 $$;
-comment on function migration.build_mapped_views() is
-'(Re)creates the mapping view of every target table (migration.build_mapped_view).';
+comment on function hrp_migration.build_mapped_views() is
+'(Re)creates the mapping view of every target table (hrp_migration.build_mapped_view).';

@@ -2,7 +2,7 @@
 
 The target database is created when missing and deployed with deploy.plan (schema, roles, grants);
 then, in one transaction on each side, every table of schema public is streamed with COPY from
-its anonymising view hrp_anonymize.<table> on the source (functions/anonymize.sql: the
+its anonymising view hrp_anonymize.<table> on the source (views/anonymize.sql: the
 replacement is SQL, on the source side, so the PII never reaches the target) into the target's
 table. The source is read in one REPEATABLE READ, READ ONLY snapshot, so the copy is consistent.
 The target loads with session_replication_role = replica (as pg_restore --disable-triggers
@@ -58,7 +58,7 @@ def tables_to_copy(source: psycopg.Connection) -> list[tuple[str, list[str]]]:
     if missing:
         raise HarnessError(
             f"no anonymising view for table(s) {', '.join(missing)}: add hrp_anonymize.<table> to "
-            "functions/anonymize.sql (a table is never copied raw)")
+            "views/anonymize.sql (a table is never copied raw)")
     return [(name, list(columns)) for name, _, columns in rows]
 
 

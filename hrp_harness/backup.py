@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from hrp_harness import HarnessError
@@ -27,7 +28,8 @@ from hrp_harness.server_user import chown_for_server, make_server_dir, run_as_se
 STANZA = "hrp"
 PASSPHRASE_ENV = "HRP_BACKUP_PASSPHRASE"
 BACKUP_TYPES = ("full", "diff", "incr")
-SQL_DIR = Path(__file__).parent / "sql"
+#: The function comparing a database's tables (functions/maintenance_table_fingerprints.sql).
+FINGERPRINTS = sql.Identifier("hrp_maintenance", "table_fingerprints")
 
 
 class BackupError(HarnessError):
@@ -323,11 +325,16 @@ def restore_copy(repo: Repository, to: Path, target_time: str | None = None, sta
 
 
 def fingerprints(dsn: str) -> dict[tuple[str, str], tuple[int, str]]:
-    """(schema, table) -> (row count, md5 of the rows) for every table of the dsn's database."""
-    query = (SQL_DIR / "table_fingerprints.sql").read_text()
+    """(schema, table) -> (row count, md5 of the rows) for every table of the dsn's database
+    (hrp_maintenance.table_fingerprints(), functions/maintenance_table_fingerprints.sql)."""
     with psycopg.connect(dsn) as conn:
-        return {(schema, table): (count, digest)
-                for schema, table, count, digest in conn.execute(query).fetchall()}
+        function = FINGERPRINTS.as_string(conn) + "()"
+        if conn.execute("select to_regprocedure(%s)", (function,)).fetchone()[0] is None:
+            raise BackupError(f"database {conn.info.dbname!r} has no {function}: "
+                              "run `invoke deploy` (or `invoke apply`) on it first")
+        rows = conn.execute(sql.SQL("select table_schema, table_name, row_count, rows_md5 "
+                                    "from {}()").format(FINGERPRINTS)).fetchall()
+    return {(schema, table): (count, digest) for schema, table, count, digest in rows}
 
 
 def compare(source: dict, copy: dict) -> list[str]:

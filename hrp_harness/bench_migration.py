@@ -5,7 +5,7 @@ after one unmeasured warm-up load, in `repeat` rounds (default 3) of the four ph
 each phase after VACUUM (ANALYZE), CHECKPOINT and sync; every figure is the median of its rounds:
   full      `invoke load` end to end into an empty deployed database (preflight, pgloader staging,
             mapping, the one transaction with keys, checksums, accounting)
-  pgloader  pgloader alone into migration_stage, two ways: the loader's own staging step (two
+  pgloader  pgloader alone into hrp_migration_stage, two ways: the loader's own staging step (two
             processes, the spec's batch size per table, reconciled) and one process for all tables
             (batch rows 5000); pgloader_s is the faster of the two
   copy      the floor: sqlite3 CSV export + COPY of the same rows into unlogged text tables
@@ -85,8 +85,9 @@ def _copy_floor(source: Path, dsn: str, workdir: Path) -> float:
         conn.execute("create schema if not exists bench_copy")
         for table in migration.TABLES:
             conn.execute(sql.SQL("drop table if exists bench_copy.{t}; "
-                                 "create unlogged table bench_copy.{t} (like migration_stage.{t})")
-                         .format(t=sql.Identifier(table)))
+                                 "create unlogged table bench_copy.{t} (like {staged})")
+                         .format(t=sql.Identifier(table),
+                                 staged=sql.Identifier(staging.STAGE_SCHEMA, table)))
     started = time.monotonic()
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in migration.TABLES:
@@ -106,7 +107,7 @@ def _pgloader_single(source: Path, dsn: str, logdir: Path, rows: int, timeout: f
     loader's staging: staged rows must equal the source's."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in migration.TABLES:
-            conn.execute(sql.SQL("truncate migration_stage.{}").format(sql.Identifier(table)))
+            conn.execute(sql.SQL("truncate {}").format(sql.Identifier(staging.STAGE_SCHEMA, table)))
     url, env = staging.pgloader_target(dsn)
     logdir.mkdir(parents=True, exist_ok=True)
     load = logdir / "all-tables.load"
@@ -123,8 +124,8 @@ def _pgloader_single(source: Path, dsn: str, logdir: Path, rows: int, timeout: f
             return None
     seconds = time.monotonic() - started
     with psycopg.connect(dsn, autocommit=True) as conn:
-        staged = sum(conn.execute(sql.SQL("select count(*) from migration_stage.{}").format(
-            sql.Identifier(t))).fetchone()[0] for t in migration.TABLES)
+        staged = sum(conn.execute(sql.SQL("select count(*) from {}").format(
+            sql.Identifier(staging.STAGE_SCHEMA, t))).fetchone()[0] for t in migration.TABLES)
     if staged != rows:
         raise HarnessError(f"reference pgloader run staged {staged} rows of {rows} (see {logdir})")
     return seconds

@@ -121,7 +121,7 @@ def data_held(target: str) -> str | None:
     """What of the spec's data a deployed database holds, as a phrase; None when no load ever
     committed into it and its five tables are empty (the only database the sample may go to)."""
     with psycopg.connect(target) as conn:
-        run = conn.execute("select migration.last_committed_run()").fetchone()[0]
+        run = conn.execute("select hrp_migration.last_committed_run()").fetchone()[0]
         counts = conn.execute(
             "select (select count(*) from public.races), (select count(*) from public.horses),"
             " (select count(*) from public.users), (select count(*) from public.api_credentials),"

@@ -38,7 +38,6 @@ NODES = ("node1", "standby1", "standby2")
 SYNC_PRIORITY = {"node1": 2, "standby1": 2, "standby2": 1}
 #: The postmaster check beside each Patroni (hrp_harness/postmaster_check.py).
 POSTMASTER_CHECK = Path(__file__).parent / "postmaster_check.py"
-SQL_DIR = Path(__file__).parent / "sql"
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from .paths import REPO
 
-SQL_DIRS = ("schema", "functions", "views", "roles", "data", "tests/pgtap", "hrp_harness/sql")
+SQL_DIRS = ("schema", "functions", "views", "roles", "data", "tests/pgtap")
 
 
 def lint_argv() -> list[str]:

@@ -33,7 +33,7 @@ SYSTEMD_DIR = CONF / "systemd"
 #: The spec's "Scheduled Maintenance": monthly, Sunday 02:00-06:00 (here: the month's first Sunday,
 #: in UTC like every pg_cron schedule of pg_cron 1.4).
 WINDOW = "the first Sunday of each month, 02:00-06:00 UTC"
-#: pg_repack's defaults for `maintenance.repack` without --table (maintenance.bloat thresholds).
+#: pg_repack's defaults for `maintenance.repack` without --table (hrp_maintenance.bloat thresholds).
 REPACK_MIN_PERCENT = 20
 REPACK_MIN_BYTES = 1024 * 1024
 #: How long pg_repack may wait for a lock before it gives up (it never cancels the app's sessions).
@@ -52,8 +52,8 @@ def _connect(dsn: str, **kwargs) -> psycopg.Connection:
 
 
 def _deployed(conn: psycopg.Connection, dbname: str) -> None:
-    if conn.execute("select to_regclass('maintenance.schedule')").fetchone()[0] is None:
-        raise HarnessError(f"database {dbname!r} has no maintenance schema: run `invoke deploy` "
+    if conn.execute("select to_regclass('hrp_maintenance.schedule')").fetchone()[0] is None:
+        raise HarnessError(f"database {dbname!r} has no schema hrp_maintenance: run `invoke deploy` "
                            "(or `invoke apply`) first")
 
 
@@ -95,14 +95,14 @@ class Scheduled:
 
 
 def schedule_jobs(target: str, echo=print) -> Scheduled:
-    """Put the target database's schedule (maintenance.schedule) into pg_cron as jobs
+    """Put the target database's schedule (hrp_maintenance.schedule) into pg_cron as jobs
     `<job>@<database>` (cron.schedule_in_database from the cron database); unschedule the jobs of
     that database the schedule no longer lists. Without pg_cron on the server: a notice, no error."""
     with _connect(target, autocommit=True) as conn:
         dbname = conn.execute("select current_database()").fetchone()[0]
         _deployed(conn, dbname)
-        missing = conn.execute("select maintenance.ensure_extensions()").fetchone()[0]
-        jobs = conn.execute("select maintenance.cron_jobs()").fetchone()[0]
+        missing = conn.execute("select hrp_maintenance.ensure_extensions()").fetchone()[0]
+        jobs = conn.execute("select hrp_maintenance.cron_jobs()").fetchone()[0]
         server = cron_server(conn)
     if missing:
         echo(f"maintenance: not available on this server: {', '.join(missing)} (the jobs skip the "
@@ -149,7 +149,7 @@ def _resolve_job(target: str, job: str) -> tuple[str, str, str]:
         dbname = conn.execute("select current_database()").fetchone()[0]
         _deployed(conn, dbname)
         server = cron_server(conn)
-        schedule = dict(conn.execute("select job_name, command from maintenance.schedule").fetchall())
+        schedule = dict(conn.execute("select job_name, command from hrp_maintenance.schedule").fetchall())
     short = job.removesuffix(f"@{dbname}")
     if server.available:
         with _connect(make_conninfo(target, dbname=server.database)) as conn:
@@ -177,11 +177,11 @@ def run_job(target: str, job: str) -> JobRun:
     details, findings = {}, []
     if run_id is not None:
         with _connect(make_conninfo(target, dbname=dbname)) as conn:
-            row = conn.execute("select details from maintenance.runs where run_id = %s",
+            row = conn.execute("select details from hrp_maintenance.runs where run_id = %s",
                                (run_id,)).fetchone()
             details = row[0] if row else {}
             findings = conn.execute(
-                "select found_at, kind, object, figures from maintenance.findings where run_id = %s"
+                "select found_at, kind, object, figures from hrp_maintenance.findings where run_id = %s"
                 " order by finding_id", (run_id,)).fetchall()
     return JobRun(jobname, run_id, seconds, details, findings)
 
@@ -221,13 +221,13 @@ def report(target: str, kind: str | None = None) -> list[str]:
         dbname = conn.execute("select current_database()").fetchone()[0]
         _deployed(conn, dbname)
         kinds = [k for (k,) in conn.execute(
-            "select distinct kind from maintenance.findings order by 1")]
+            "select distinct kind from hrp_maintenance.findings order by 1")]
         if kind is not None and kind not in kinds:
             raise HarnessError(f"no findings of kind {kind!r} in {dbname}; kinds found: "
                                f"{', '.join(kinds) or 'none (no job has run yet)'}")
         rows = conn.execute(
             "select job, run_id, to_char(found_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI') || ' UTC',"
-            " kind, object, figures from maintenance.latest_findings"
+            " kind, object, figures from hrp_maintenance.latest_findings"
             " where %(kind)s::text is null or kind = %(kind)s"
             " order by job, kind, (figures ->> 'bloat_bytes')::numeric desc nulls last,"
             " (figures ->> 'total_ms')::numeric desc nulls last, object", {"kind": kind}).fetchall()
@@ -285,7 +285,7 @@ def window(target: str) -> list[str]:
         dbname = conn.execute("select current_database()").fetchone()[0]
         _deployed(conn, dbname)
         schedule = conn.execute(
-            "select job_name, schedule, description from maintenance.schedule order by job_name").fetchall()
+            "select job_name, schedule, description from hrp_maintenance.schedule order by job_name").fetchall()
         server = cron_server(conn)
     scheduled = {}
     if server.available:
@@ -339,7 +339,7 @@ class Repacked:
 
 def _repack_targets(conn: psycopg.Connection, table: str | None, dbname: str) -> list[tuple[str, str]]:
     """(kind, name) to rebuild: --table's table (checked: it exists, has a key pg_repack can use), or
-    the tables and indexes maintenance.bloat finds."""
+    the tables and indexes hrp_maintenance.bloat finds."""
     if table is not None:
         try:
             row = conn.execute(
@@ -364,7 +364,7 @@ def _repack_targets(conn: psycopg.Connection, table: str | None, dbname: str) ->
         return [("table", name)]
     bloated = conn.execute("select object_name::text, object_kind,"
                            " (select indrelid::regclass::text from pg_index where indexrelid = object_name)"
-                           " from maintenance.bloat(%s, %s)", (REPACK_MIN_PERCENT, REPACK_MIN_BYTES)).fetchall()
+                           " from hrp_maintenance.bloat(%s, %s)", (REPACK_MIN_PERCENT, REPACK_MIN_BYTES)).fetchall()
     tables = [name for name, kind, _ in bloated if kind == "table"]
     indexes = [name for name, kind, owner in bloated if kind == "index" and owner not in tables]
     return [("table", name) for name in tables] + [("index", name) for name in indexes]
@@ -372,7 +372,7 @@ def _repack_targets(conn: psycopg.Connection, table: str | None, dbname: str) ->
 
 def repack(target: str, table: str | None = None, echo=print,
            wait_timeout: int = REPACK_WAIT_TIMEOUT_S) -> list[Repacked]:
-    """`invoke maintenance.repack [--table T]`: rebuild T (or every table and index maintenance.bloat
+    """`invoke maintenance.repack [--table T]`: rebuild T (or every table and index hrp_maintenance.bloat
     finds above 20 % and 1 MB) online with pg_repack: reads and writes go on; pg_repack takes an
     ACCESS EXCLUSIVE lock only for moments at the start and the swap, waits at most wait_timeout
     seconds for it and then gives up, never cancelling the app's sessions (--no-kill-backend).
@@ -391,7 +391,7 @@ def repack(target: str, table: str | None = None, echo=print,
             echo(f"nothing to repack in {dbname}: no table or index has {REPACK_MIN_PERCENT} % and "
                  f"{REPACK_MIN_BYTES // 1024 // 1024} MB reclaimable")
             return []
-        run_id = conn.execute("select maintenance.start_run('repack', %s)",
+        run_id = conn.execute("select hrp_maintenance.start_run('repack', %s)",
                               (json.dumps({"table": table, "objects": len(objects)}),)).fetchone()[0]
         env = {**libpq_env(target)}
         done: list[Repacked] = []
@@ -411,10 +411,10 @@ def repack(target: str, table: str | None = None, echo=print,
                                    f"{(proc.stderr or proc.stdout).strip()}")
             after = _size(conn, kind, name)
             done.append(Repacked(name, kind, before, after, round(seconds, 2)))
-            conn.execute("select maintenance.add_finding(%s, 'repacked', %s, %s)",
+            conn.execute("select hrp_maintenance.add_finding(%s, 'repacked', %s, %s)",
                          (run_id, name, json.dumps({"kind": kind, "bytes_before": before,
                                                     "bytes_after": after, "seconds": round(seconds, 2)})))
-        conn.execute("select maintenance.finish_run(%s, %s)",
+        conn.execute("select hrp_maintenance.finish_run(%s, %s)",
                      (run_id, json.dumps({"repacked": len(done),
                                           "bytes_freed": sum(d.bytes_before - d.bytes_after for d in done)})))
     return done

@@ -1,5 +1,5 @@
 """The recorded write load of the failover drill and the chaos runs: clients that insert one row per
-commit into public.hrp_drill_writes (hrp_harness/sql/drill_writes.sql) through the multi-host
+commit into public.hrp_drill_writes (data/drill/drill_writes.sql) through the multi-host
 conninfo, and record client-side every commit id the server acknowledged and when.
 
 Two clients, as an application has them:
@@ -23,7 +23,10 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import sql
 
+from .paths import REPO
+
 COMMIT_TIMEOUT_S = 5.0
+DRILL_TABLE_SQL = REPO / "data" / "drill" / "drill_writes.sql"
 INSERT = sql.SQL("insert into public.hrp_drill_writes (n) values (%s)")
 
 
@@ -162,10 +165,8 @@ class WriteLoad:
 
 def prepare_table(dsn: str) -> None:
     """Create (or empty) public.hrp_drill_writes on the primary."""
-    from pathlib import Path
-
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute((Path(__file__).parent / "sql" / "drill_writes.sql").read_text())
+        conn.execute(DRILL_TABLE_SQL.read_text())
 
 
 def missing(dsn: str, ids: list[int]) -> list[int]:

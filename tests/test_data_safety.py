@@ -46,7 +46,7 @@ def content(dsn: str) -> dict:
 
 def runs(dsn: str) -> list:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("select run_id, status from migration.runs order by run_id").fetchall()
+        return conn.execute("select run_id, status from hrp_migration.runs order by run_id").fetchall()
 
 
 def cli(*args: str, state: Path | None = None) -> subprocess.CompletedProcess:
@@ -141,7 +141,7 @@ def test_final_load_and_cutover_make_every_later_load_refuse(schema_db, tmp_path
                                                rf"{final['run_id']} .*every load is refused"):
             load(source, schema_db, **kwargs)
     with psycopg.connect(schema_db, autocommit=True) as conn:
-        conn.execute("delete from migration.cutover")
+        conn.execute("delete from hrp_migration.cutover")
     done = cli("cutover", "--dsn", schema_db)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"the database is live after load run {final['run_id']}: every later load is refused"
@@ -323,14 +323,14 @@ def test_a_failed_load_leaves_no_copy_of_the_source_and_prunes_old_work_dirs(sch
         load(source, schema_db, max_quarantine=0)
     with psycopg.connect(schema_db) as conn:
         staged = conn.execute(
-            "select c.relname, c.reltuples from pg_class as c where c.relnamespace = 'migration_stage'::regnamespace"
+            "select c.relname, c.reltuples from pg_class as c where c.relnamespace = 'hrp_migration_stage'::regnamespace"
             " and c.relkind = 'r'").fetchall()
         assert staged
         for (table,) in conn.execute("select c.relname from pg_class as c"
-                                     " where c.relnamespace = 'migration_stage'::regnamespace and c.relkind = 'r'"):
-            assert conn.execute(sql.SQL("select count(*) from migration_stage.{}").format(
-                sql.Identifier(table))).fetchone()[0] == 0, table
+                                     " where c.relnamespace = 'hrp_migration_stage'::regnamespace and c.relkind = 'r'"):
+            assert conn.execute(sql.SQL("select count(*) from {}").format(
+                sql.Identifier("hrp_migration_stage", table))).fetchone()[0] == 0, table
         assert conn.execute("select count(*) from pg_inherits"
-                            " where inhparent = 'migration.row_fingerprints'::regclass").fetchone()[0] == 0
+                            " where inhparent = 'hrp_migration.row_fingerprints'::regclass").fetchone()[0] == 0
     kept = sorted(d.name for d in workroot.iterdir() if d.name.startswith("hrp-pgloader-old"))
     assert kept == [f"hrp-pgloader-old{n}" for n in range(3, 8)]

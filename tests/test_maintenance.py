@@ -106,7 +106,7 @@ def loaded(schema_db):
 def test_deploy_schedules_every_job_of_the_schedule_in_pg_cron(pg_cluster, app_database):
     with psycopg.connect(app_database) as conn:
         schedule = conn.execute("select job_name || '@hrp_database', schedule, command,"
-                                " 'hrp_database', true from maintenance.schedule order by 1").fetchall()
+                                " 'hrp_database', true from hrp_maintenance.schedule order by 1").fetchall()
     assert [row[0] for row in schedule] == [f"{job}@hrp_database" for job in sorted(JOBS)]
     assert cron_jobs(pg_cluster, "hrp_database") == schedule
 
@@ -119,7 +119,7 @@ def test_a_second_sync_keeps_the_jobs_a_paused_job_and_drops_a_job_the_schedule_
             ids = dict(conn.execute("select jobname, jobid from cron.job where database = %s", (db,)))
             conn.execute("select cron.alter_job(%s, active => false)", (ids[f"weekly_report@{db}"],))
         with psycopg.connect(schema_db) as conn:
-            conn.execute("delete from maintenance.schedule where job_name = 'monthly_capacity'")
+            conn.execute("delete from hrp_maintenance.schedule where job_name = 'monthly_capacity'")
         lines: list[str] = []
         second = schedule_jobs(schema_db, echo=lines.append)
         with psycopg.connect(pg_cluster.dsn("postgres")) as conn:
@@ -140,7 +140,7 @@ def test_the_monitoring_role_sees_the_jobs_of_its_database(loaded):
     with psycopg.connect(loaded) as conn:
         conn.execute("set role hrp_monitor")
         rows = conn.execute("select jobname, active, runs, failed_runs, last_status"
-                            " from maintenance.cron_job_runs() order by 1").fetchall()
+                            " from hrp_maintenance.cron_job_runs() order by 1").fetchall()
     assert rows == [(f"{job}@{db}", True, 0, 0, None) for job in sorted(JOBS)]
 
 
@@ -154,7 +154,7 @@ def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loa
     assert content(loaded) == before
     assert done.run_id is not None and done.findings
     with psycopg.connect(loaded) as conn:
-        finished = conn.execute("select job, finished_at is not null from maintenance.runs"
+        finished = conn.execute("select job, finished_at is not null from hrp_maintenance.runs"
                                 " where run_id = %s", (done.run_id,)).fetchone()
     assert finished == (job, True)
     kinds = {kind for _, kind, _, _ in done.findings}
@@ -345,7 +345,7 @@ def test_repack_without_a_table_rebuilds_only_what_is_bloated(schema_db):
     assert ("table", "predictions") in names
     assert not any(name.startswith(("races", "horses")) for _, name in names)
     with psycopg.connect(schema_db) as conn:
-        recorded = conn.execute("select f.object from maintenance.findings as f join maintenance.runs"
+        recorded = conn.execute("select f.object from hrp_maintenance.findings as f join hrp_maintenance.runs"
                                 " as r using (run_id) where r.job = 'repack' and f.kind = 'repacked'"
                                 " order by 1").fetchall()
     assert sorted(name for _, name in names) == [name for (name,) in recorded]
@@ -361,7 +361,7 @@ def cli(*args: str) -> subprocess.CompletedProcess:
 
 def runs(dsn: str) -> int:
     with psycopg.connect(dsn) as conn:
-        return conn.execute("select count(*) from maintenance.runs").fetchone()[0]
+        return conn.execute("select count(*) from hrp_maintenance.runs").fetchone()[0]
 
 
 @pytest.mark.parametrize("args, message", [
@@ -434,7 +434,7 @@ def test_pg_cron_runs_every_job_and_a_failing_job_shows_in_job_run_details(pg_cl
         for job in JOBS:
             jobid = conn.execute("select jobid from cron.job where jobname = %s", (f"{job}@{db}",)).fetchone()[0]
             conn.execute("select cron.alter_job(%s, schedule => '* * * * *')", (jobid,))
-        conn.execute("select cron.schedule_in_database(%s, '* * * * *', 'select maintenance.no_such_job()', %s)",
+        conn.execute("select cron.schedule_in_database(%s, '* * * * *', 'select hrp_maintenance.no_such_job()', %s)",
                      (f"broken@{db}", db))
         deadline = time.monotonic() + 150
         while True:
@@ -448,10 +448,10 @@ def test_pg_cron_runs_every_job_and_a_failing_job_shows_in_job_run_details(pg_cl
             time.sleep(2)
     for job in JOBS:
         assert rows[f"{job}@{db}"].startswith("succeeded"), rows
-    assert rows[f"broken@{db}"].startswith("failed: ERROR: function maintenance.no_such_job() does not exist"), rows
+    assert rows[f"broken@{db}"].startswith("failed: ERROR: function hrp_maintenance.no_such_job() does not exist"), rows
     with psycopg.connect(loaded) as conn:
-        ran = {job for (job,) in conn.execute("select distinct job from maintenance.runs")}
+        ran = {job for (job,) in conn.execute("select distinct job from hrp_maintenance.runs")}
         conn.execute("set role hrp_monitor")  # what the exporter counts
-        failed = dict(conn.execute("select jobname, failed_runs from maintenance.cron_job_runs()").fetchall())
+        failed = dict(conn.execute("select jobname, failed_runs from hrp_maintenance.cron_job_runs()").fetchall())
     assert ran == set(JOBS)
     assert failed[f"broken@{db}"] >= 1 and all(failed[f"{job}@{db}"] == 0 for job in JOBS)

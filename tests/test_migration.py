@@ -140,10 +140,10 @@ def test_scan_verdict_before_commit_rolls_back_and_restages(schema_db, tmp_path,
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select id, username from public.users").fetchall() == [(1, "ann")]
         assert conn.execute(
-            "select source_id, reason, source_row -> 'username' from migration.quarantine").fetchall() == [
+            "select source_id, reason, source_row -> 'username' from hrp_migration.quarantine").fetchall() == [
             (2, "username: NUL byte in text", {"$hex": "62006F62", "$type": "text"})]
         # the first attempt's transaction left nothing: one run, committed
-        assert conn.execute("select status from migration.runs").fetchall() == [("committed",)]
+        assert conn.execute("select status from hrp_migration.runs").fetchall() == [("committed",)]
 
 
 def test_bulk_path_exact_duplicates_and_orphans_leave_before_the_keys(schema_db, tmp_path):
@@ -176,7 +176,7 @@ def test_bulk_path_exact_duplicates_and_orphans_leave_before_the_keys(schema_db,
 
 def reasons(conn, table):
     return dict(conn.execute(
-        "select source_id, reason from migration.quarantine where source_table = %s", (table,)).fetchall())
+        "select source_id, reason from hrp_migration.quarantine where source_table = %s", (table,)).fetchall())
 
 
 # What the dirty corpus must give: per table its accounting, normalisations, each quarantined
@@ -329,7 +329,7 @@ def test_dirty_corpus_quarantines_nothing_else(dirty, table):
 def test_dirty_corpus_keeps_the_bytes_json_cannot_hold(dirty):
     with psycopg.connect(dirty[1]) as conn:
         rows = dict(conn.execute(
-            "select source_id, source_row from migration.quarantine where source_table = 'races'").fetchall())
+            "select source_id, source_row from hrp_migration.quarantine where source_table = 'races'").fetchall())
     assert rows[11]["race_name"] == {"$hex": "41FF42", "$type": "text"}
     assert rows[12]["race_name"] == {"$hex": "4142", "$type": "blob"}
     assert rows[13]["track_name"] == {"$hex": "610062", "$type": "text"}
@@ -348,7 +348,7 @@ def test_dirty_corpus_exact_values_of_every_migrated_row(dirty, table):
 def test_dirty_corpus_never_both_migrated_and_quarantined(dirty, table):
     with psycopg.connect(dirty[1]) as conn:
         both = conn.execute(
-            f"select count(*) from {table} join migration.quarantine q"
+            f"select count(*) from {table} join hrp_migration.quarantine q"
             f" on q.source_table = '{table}' and q.source_id = {table}.id").fetchone()[0]
     assert both == 0
 
@@ -359,9 +359,9 @@ def test_dirty_corpus_sequences_past_the_highest_id_and_the_run_recorded(dirty):
         assert conn.execute("select nextval('races_id_seq')").fetchone()[0] == 17
         assert conn.execute("select nextval('horses_id_seq')").fetchone()[0] == 11
         assert conn.execute(
-            "select status, mode from migration.runs where run_id = %s", (report["run_id"],)).fetchone() == \
+            "select status, mode from hrp_migration.runs where run_id = %s", (report["run_id"],)).fetchone() == \
             ("committed", "full")
-        assert conn.execute("select count(*) from migration.run_tables where run_id = %s",
+        assert conn.execute("select count(*) from hrp_migration.run_tables where run_id = %s",
                             (report["run_id"],)).fetchone()[0] == 5
 
 
@@ -371,7 +371,7 @@ def snapshot(dsn) -> dict:
         out = {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
         out["quarantine"] = conn.execute(
             "select quarantine_id, run_id, source_table, source_id, reason, source_row"
-            " from migration.quarantine order by quarantine_id").fetchall()
+            " from hrp_migration.quarantine order by quarantine_id").fetchall()
         out["sequences"] = conn.execute(
             "select sequencename, last_value from pg_sequences where schemaname = 'public' order by 1").fetchall()
     return out
@@ -397,8 +397,8 @@ def test_max_quarantine_rolls_back(schema_db, tmp_path):
         load(source, schema_db, max_quarantine=5)
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select count(*) from races").fetchone()[0] == 0
-        assert conn.execute("select count(*) from migration.quarantine").fetchone()[0] == 0
-        assert conn.execute("select status from migration.runs").fetchall() == [("failed",)]
+        assert conn.execute("select count(*) from hrp_migration.quarantine").fetchone()[0] == 0
+        assert conn.execute("select status from hrp_migration.runs").fetchall() == [("failed",)]
     assert load(source, schema_db, max_quarantine=33)["quarantined_total"] == 33
 
 
@@ -465,7 +465,7 @@ def test_incremental_sync_new_changed_deleted_rows(schema_db, tmp_path):
         assert conn.execute("select race_name from races where id = 41").fetchone()[0] == "New Race"
         assert conn.execute("select count(*) from races where id = 40").fetchone()[0] == 0
         assert conn.execute("select count(*) from predictions").fetchone()[0] == 2_000 - 3 - orphans
-        assert conn.execute("select count(*) from migration.quarantine where source_table = 'predictions'"
+        assert conn.execute("select count(*) from hrp_migration.quarantine where source_table = 'predictions'"
                             " and reason = 'race_id: races id 40 does not exist'").fetchone()[0] == orphans
         assert conn.execute("select email from users where id = 3").fetchone()[0] == "changed@example.com"
         assert conn.execute("select nextval('races_id_seq')").fetchone()[0] == 42
@@ -493,7 +493,7 @@ def test_kill_and_rerun_gives_the_same_end_state(pg_cluster, schema_db, tmp_path
     dirty.close()
     probe = {"staging": "select count(*) from pg_stat_activity where query ~* '^\\s*copy '",
              "transaction": "select count(*) from pg_stat_activity where state = 'active' and query ~ "
-                            "'migration\\.\"(sync_quarantine|drop_keys|apply_table|restore_keys|finish_table)\"'"
+                            "'\"hrp_migration\"\\.\"(sync_quarantine|drop_keys|apply_table|restore_keys|finish_table)\"'"
                  }[kill_when]
     proc = _load_cli(path, schema_db)
     killed = False
@@ -517,7 +517,7 @@ def test_kill_and_rerun_gives_the_same_end_state(pg_cluster, schema_db, tmp_path
                 " and pid <> pg_backend_pid()").fetchall()
             time.sleep(0.05)
         assert conn.execute("select count(*) from races").fetchone()[0] == 0
-        assert conn.execute("select count(*) from migration.runs where status = 'committed'").fetchone()[0] == 0
+        assert conn.execute("select count(*) from hrp_migration.runs where status = 'committed'").fetchone()[0] == 0
         assert conn.execute("select count(*) from pg_indexes where tablename = 'predictions'").fetchone()[0] == 10
     rerun = _load_cli(path, schema_db)
     out, err = rerun.communicate(timeout=120)
@@ -624,7 +624,7 @@ def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path
         load(path, schema_db)
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select count(*) from horses").fetchone()[0] == 0
-        assert conn.execute("select status from migration.runs").fetchall() == [("failed",)]
+        assert conn.execute("select status from hrp_migration.runs").fetchall() == [("failed",)]
 
 
 # -- real files: SQLAlchemy's declared types, the app's own schema with a mapping file -----------
@@ -681,7 +681,7 @@ def test_the_apps_real_schema_is_refused_without_its_mapping_naming_the_differen
                        "a source in another shape loads with --mapping FILE"):
         assert difference in message
     with psycopg.connect(schema_db) as conn:
-        assert conn.execute("select count(*) from migration.runs").fetchone()[0] == 0
+        assert conn.execute("select count(*) from hrp_migration.runs").fetchone()[0] == 0
 
 
 def test_the_apps_real_schema_loads_with_its_mapping_every_row_accounted_for(schema_db, tmp_path):
@@ -715,21 +715,21 @@ def test_the_apps_real_schema_loads_with_its_mapping_every_row_accounted_for(sch
             "select race_date, weather_conditions, surface::text from races where id = 1").fetchone()
         assert (str(race_date), weather, surface) == (first[0][:10], first[1], first[2].lower())
         # nothing unmapped is dropped: the full timestamp, the carried weight, the association table
-        extra = conn.execute("select extra_values from migration.source_extras where source_table = 'races'"
+        extra = conn.execute("select extra_values from hrp_migration.source_extras where source_table = 'races'"
                              " and source_id = 1").fetchone()[0]
         assert extra["date"] == first[0] and "race_class" in extra and len(extra) == 42
-        assert conn.execute("select extra_values ->> 'weight' from migration.source_extras"
+        assert conn.execute("select extra_values ->> 'weight' from hrp_migration.source_extras"
                             " where source_table = 'horses' and source_id = 1").fetchone()[0] == str(first[3])
         assert conn.execute("select weight from horses where id = 1").fetchone()[0] is None  # target default
-        assert conn.execute("select count(*) from migration_unmapped.race_horses").fetchone()[0] == \
+        assert conn.execute("select count(*) from hrp_migration_unmapped.race_horses").fetchone()[0] == \
             source_counts["race_horses"]
-        assert conn.execute("select count(*) from migration.quarantine").fetchone()[0] == 5
-        password = conn.execute("select extra_values ->> 'password' from migration.source_extras"
+        assert conn.execute("select count(*) from hrp_migration.quarantine").fetchone()[0] == 5
+        password = conn.execute("select extra_values ->> 'password' from hrp_migration.source_extras"
                                 " where source_table = 'api_credentials' and source_id = 3").fetchone()[0]
         assert password.startswith("pw_")
-        assert conn.execute("select has_table_privilege('hrp_app', 'migration.source_extras', 'select')"
+        assert conn.execute("select has_table_privilege('hrp_app', 'hrp_migration.source_extras', 'select')"
                             ).fetchone()[0] is False
-        assert conn.execute("select mapping -> 'unmapped_tables' from migration.runs").fetchone()[0] == ["race_horses"]
+        assert conn.execute("select mapping -> 'unmapped_tables' from hrp_migration.runs").fetchone()[0] == ["race_horses"]
     # a re-run with the same file and mapping changes nothing
     again = load(path, schema_db, mapping=APP_MAPPING, incremental=True)
     assert all((v["inserted_rows"], v["updated_rows"], v["deleted_rows"]) == (0, 0, 0)
@@ -754,7 +754,7 @@ def test_a_mapping_that_does_not_fit_is_refused_before_anything(schema_db, tmp_p
         load(path, schema_db, mapping=mapping)
     with psycopg.connect(schema_db) as conn:
         assert conn.execute("select count(*) from races").fetchone()[0] == 0
-        assert conn.execute("select count(*) from migration.runs where status = 'committed'").fetchone()[0] == 0
+        assert conn.execute("select count(*) from hrp_migration.runs where status = 'committed'").fetchone()[0] == 0
 
 
 def test_the_readmes_rules_table_is_the_rule_set(schema_db):
@@ -779,12 +779,12 @@ def test_the_readmes_rules_table_is_the_rule_set(schema_db):
     sql_text = ""
     with psycopg.connect(schema_db) as conn:
         for mapping in (spec, other):
-            conn.execute("select migration.set_mapping(%s, %s)",
+            conn.execute("select hrp_migration.set_mapping(%s, %s)",
                          (json.dumps(Source(REPO, 0, spec_tables()).as_json()), json.dumps(mapping)))
             sql_text += "\n".join(q for (q,) in conn.execute(
-                "select migration.mapped_query(t) from unnest(migration.target_tables()) as t"))
+                "select hrp_migration.mapped_query(t) from unnest(hrp_migration.target_tables()) as t"))
         sql_text += "\n".join(src for (src,) in conn.execute(
-            "select prosrc from pg_proc where pronamespace = 'migration'::regnamespace"
+            "select prosrc from pg_proc where pronamespace = 'hrp_migration'::regnamespace"
             " and proname in ('mark_orphans', 'mark_duplicates', 'ts_norms')"))
     # the reasons the generated queries give, with the column, the numbers, the type made general
     given = set()

@@ -91,7 +91,7 @@ def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db
 
 def test_the_shared_pgtap_setup_maps_the_spec_shape_as_the_harness_does():
     """tests/pgtap/spec_mapping.psql holds the source and mapping documents the loader sends for a
-    file in the spec's shape (migration.set_mapping): they must not drift apart."""
+    file in the spec's shape (hrp_migration.set_mapping): they must not drift apart."""
     import json
     import re
 

@@ -57,7 +57,7 @@ def test_dsn_deploy_without_pg_cron_says_the_jobs_are_not_scheduled_and_succeeds
                       "cron.database_name and cron.use_background_workers (conf/base.conf), restarts, "
                       "and runs deploy again; until then run the jobs with `invoke maintenance.run JOB`"]
     with psycopg.connect(target) as conn:  # the schema and the schedule are there all the same
-        assert conn.execute("select count(*) from maintenance.schedule").fetchone()[0] == 3
+        assert conn.execute("select count(*) from hrp_maintenance.schedule").fetchone()[0] == 3
 
 
 def test_dsn_deploy_changes_nothing_server_wide(plain_server, dsn_deploy):

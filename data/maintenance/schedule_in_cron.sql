@@ -1,7 +1,7 @@
 -- schedule_in_cron: puts one database's maintenance jobs into pg_cron (issue 15). Run by deploy
 -- (hrp_harness/maintenance.py) in the database named by cron.database_name (`postgres`), with the
 -- psql variables `database` (the database the jobs run in) and `jobs` (its schedule as JSON,
--- maintenance.cron_jobs() of that database). In one transaction:
+-- hrp_maintenance.cron_jobs() of that database). In one transaction:
 --   - the pg_cron extension is created here when missing;
 --   - every job is scheduled with cron.schedule_in_database under its name `<job>@<database>`
 --     (pg_cron updates schedule and command of a job of the same name and user; a job a DBA

@@ -7,7 +7,7 @@ queries; PostgreSQL functions in functions/migration_*.sql).
                    the mapping resolved against the source in the target (mapping.resolve)
   2. preflight     BLOBs, NUL bytes, invalid UTF-8 (pgloader would cut or drop them silently), kept
                    out of pgloader in a working copy; on big files in the background (preflight.py)
-  3. staging       pgloader into migration_stage, every source table, reconciled (staging.py)
+  3. staging       pgloader into hrp_migration_stage, every source table, reconciled (staging.py)
   4. mapping       staged text -> typed work tables by the target catalog's rules (mapping.py)
   5. transaction   ONE transaction: guard, quarantine, writes, extras, checksums (transaction.py)
   6. report        the JSON file written before the commit, the table printed after (report.py)
@@ -128,7 +128,7 @@ def _load(options: LoadOptions, source: Source, mapping_doc: dict, mapping_file:
         empty, loaded = target_state(conn)
         if options.incremental and not loaded:
             raise HarnessError("--incremental needs a target loaded before by `invoke load` (no committed run "
-                               "in migration.runs); run a full load first")
+                               "in hrp_migration.runs); run a full load first")
         # never over what the app wrote: a live database, rows no load wrote, or changes since the
         # last load stop it here (and again, under lock, inside its transaction)
         report["target"] = guard(conn, options.discard_target_changes)
@@ -167,7 +167,7 @@ def _load(options: LoadOptions, source: Source, mapping_doc: dict, mapping_file:
                     pre = scan.result() if scan else quick
                 except Restage as again:
                     pre = again.pre
-                    progress("pgloader into migration_stage (without the preflight's rejects)")
+                    progress("pgloader into hrp_migration_stage (without the preflight's rejects)")
                     _attempt(conn, options, source, plan, report, report_file, progress, pre, logdir / "restage",
                              analyze, empty, digest, None, restaged=True, started=started)
                 committed = True
@@ -211,7 +211,7 @@ def _attempt(conn, options: LoadOptions, source: Source, plan: Plan, report: dic
     t0 = time.monotonic()
     try:
         # 3. staging: pgloader, every source table, reconciled with the source's counts
-        progress("pgloader into migration_stage")
+        progress("pgloader into hrp_migration_stage")
         tables = {t: [c.name for c in cols] for t, cols in source.tables.items()}
         staged = stage(dsn, pre, tables, plan.source_of("predictions"), logdir, plan.batch_rows(BATCH_ROWS),
                        confirm=verdict)
@@ -268,7 +268,7 @@ def _attempt(conn, options: LoadOptions, source: Source, plan: Plan, report: dic
         except psycopg.OperationalError as exc:
             raise CommitUnknownError(
                 f"the connection broke during the COMMIT of load run {run}: whether it committed is "
-                f"unknown ({str(exc).strip()}); look: select status from migration.runs where run_id = {run}"
+                f"unknown ({str(exc).strip()}); look: select status from hrp_migration.runs where run_id = {run}"
             ) from None
         committed = run
     except psycopg.Error as exc:

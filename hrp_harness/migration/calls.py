@@ -8,12 +8,15 @@ import psycopg
 from psycopg import sql
 from psycopg.types.numeric import Int8
 
+#: The schema of the migration's functions and records (schema/0010_migration.sql, renamed by 0031).
+SCHEMA = "hrp_migration"
+
 
 def call(conn, function: str, *args):
-    """select migration.<function>(args): the function names are constants of the harness; Python
-    ints go as bigint and floats as numeric, so the SQL signatures resolve."""
-    query = sql.SQL("select migration.{}({})").format(
-        sql.Identifier(function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
+    """select hrp_migration.<function>(args): the function names are constants of the harness;
+    Python ints go as bigint and floats as numeric, so the SQL signatures resolve."""
+    query = sql.SQL("select {}({})").format(
+        sql.Identifier(SCHEMA, function), sql.SQL(", ").join(sql.Placeholder() * len(args)))
     args = tuple(Int8(a) if isinstance(a, int) and not isinstance(a, bool)
                  else Decimal(str(a)) if isinstance(a, float) else a for a in args)
     return conn.execute(query, args).fetchone()[0]

@@ -1,8 +1,8 @@
 """Phase 4 of a load, and its resolution before staging: the mapping.
 
-resolve(): the mapping file against the source (migration.set_mapping: refuses it naming every
+resolve(): the mapping file against the source (hrp_migration.set_mapping: refuses it naming every
 problem, else records which source table and column feeds each target column). Then, once the
-source is staged, the staged text is mapped into typed work tables (migration_work.<table>) by the
+source is staged, the staged text is mapped into typed work tables (hrp_migration_work.<table>) by the
 rules of the target catalog (functions/migration_map.sql): predictions in parts on two connections
 (ranges of the staged table's blocks), then, on a third connection beside the load's transaction,
 the small tables and their duplicates, the orphans of predictions, and their duplicates."""
@@ -20,13 +20,13 @@ from .. import HarnessError
 from .calls import call, db_error
 from .source import Source
 
-#: The spec's tables a load writes, parents first (migration.target_tables()).
+#: The spec's tables a load writes, parents first (hrp_migration.target_tables()).
 TABLES = ("races", "horses", "users", "api_credentials", "predictions")
 
 
 @dataclass(frozen=True)
 class Plan:
-    """What goes where (migration.set_mapping's answer): per target table its source table and
+    """What goes where (hrp_migration.set_mapping's answer): per target table its source table and
     columns, the source tables no target takes."""
 
     doc: dict
@@ -45,7 +45,7 @@ class Plan:
 
 def resolve(conn, source: Source, mapping: dict) -> Plan:
     """The mapping file's document against the source's tables and columns (in the target
-    database: migration.set_mapping, committed for the load's other connections)."""
+    database: hrp_migration.set_mapping, committed for the load's other connections)."""
     try:
         doc = call(conn, "set_mapping", Jsonb(source.as_json()), Jsonb(mapping))
     except psycopg.Error as exc:
@@ -111,7 +111,7 @@ def source_sides(dsn: str, generation: int, mapped=None) -> dict:
     """Per table, the source side of its validation (checksum, counts, reasons, normalisations) from
     the work tables, on a connection of its own: runs while the load's transaction writes the target
     (it reads the work tables only, which that transaction does not write). The migrating rows'
-    fingerprints go into `generation` of migration.row_fingerprints on the way (committed here; the
+    fingerprints go into `generation` of hrp_migration.row_fingerprints on the way (committed here; the
     load's transaction adopts them at its commit; the generation's partition is made before that
     transaction begins, which reads the table and would block its creation). `mapped`: a future of
     finish_mapping(), awaited first. Returns {"generation": ..., "tables": {table: side}}."""

@@ -86,14 +86,14 @@ def print_report(report: dict, console) -> None:
                       "match" if row["checksum_match"] else "[bold red]MISMATCH[/]", str(row["seconds"]))
     console.print(table)
     if report["quarantined_total"]:
-        console.print(f"[bold red]{report['quarantined_total']} source rows are in migration.quarantine[/] "
-                      f"(select source_table, source_id, reason, source_row from migration.quarantine)")
+        console.print(f"[bold red]{report['quarantined_total']} source rows are in hrp_migration.quarantine[/] "
+                      f"(select source_table, source_id, reason, source_row from hrp_migration.quarantine)")
     for name, rows in report.get("unmapped_tables", {}).items():
         console.print(f"source table {name}: no target table takes it; {rows} rows copied to "
-                      f"migration_unmapped.{name}")
+                      f"hrp_migration_unmapped.{name}")
     for name, rows in report.get("extra_columns", {}).items():
         columns = ", ".join(report["mapping"]["tables"][name]["extra_columns"])
         console.print(f"{name}: source columns no target column takes ({columns}) kept for {rows} rows in "
-                      f"migration.source_extras")
+                      f"hrp_migration.source_extras")
     console.print(f"report: {report['report_file']}")
 

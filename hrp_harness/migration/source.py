@@ -5,7 +5,7 @@ A source in the spec's SQLite shape (data/sqlite/schema.sql) needs no mapping fi
 columns are compared by name and by the SQLite affinity of their declared types (so SQLAlchemy's
 VARCHAR(n) / DATETIME / FLOAT / BOOLEAN for the spec's TEXT / TIMESTAMP / REAL / BOOLEAN are the
 same), and any other difference is refused, naming each. A source of another shape is loaded with
---mapping FILE; the mapping's meaning lives in SQL (migration.set_mapping), this module reads it.
+--mapping FILE; the mapping's meaning lives in SQL (hrp_migration.set_mapping), this module reads it.
 """
 
 from __future__ import annotations
@@ -67,7 +67,7 @@ class Source:
     tables: dict[str, tuple[Column, ...]]
 
     def as_json(self) -> dict:
-        """The shape migration.set_mapping reads."""
+        """The shape hrp_migration.set_mapping reads."""
         return {"tables": {t: {"columns": [{"name": c.name, "type": c.declared} for c in cols]}
                            for t, cols in self.tables.items()}}
 
@@ -150,7 +150,7 @@ def check_spec_shape(source: Source) -> None:
 def read_mapping(path: Path | None) -> tuple[dict, Path]:
     """The mapping file as a document (the spec's default when path is None). Its syntax is checked
     here (TOML, one [tables.<target>] section per target table); what it means, against the source
-    and the target catalog, by migration.set_mapping."""
+    and the target catalog, by hrp_migration.set_mapping."""
     file = SPEC_MAPPING if path is None else Path(path).expanduser()
     where = f"--mapping {path}" if path is not None else str(file)
     try:

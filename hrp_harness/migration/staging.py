@@ -1,6 +1,6 @@
 """Phase 3 of a load: staging with pgloader. One pgloader command file per source table (the spec's
 batch size of the target table it feeds), in two processes side by side (the big table, and the
-others), into migration_stage.<source table> (UNLOGGED, all text, made by migration.prepare_stage).
+others), into hrp_migration_stage.<source table> (UNLOGGED, all text, made by hrp_migration.prepare_stage).
 pgloader's exit status is never trusted: the staged count(*) must equal the source's count(*) (less
 the preflight's rejects) per table."""
 
@@ -27,6 +27,8 @@ from ..paths import REPO
 from .preflight import Preflight, _die_with_parent
 from .source import REJECTS
 
+#: The schema of the all-text staging tables (schema/0010_migration.sql, renamed by schema/0031).
+STAGE_SCHEMA = "hrp_migration_stage"
 PGLOADER_TEMPLATE = REPO / "data" / "migration" / "pgloader.load.template"
 #: The spec's "Migration Batch Sizes", by target table; a source table no target takes: 1,000.
 BATCH_ROWS = {"races": 1000, "horses": 2000, "predictions": 5000, "users": 500, "api_credentials": 10}
@@ -123,7 +125,7 @@ class Restage(Exception):
 
 def stage(dsn: str, pre: Preflight, tables: dict[str, list[str]], big: str, logdir: Path,
           batch_rows: dict[str, int], confirm=None) -> Staging:
-    """pgloader into migration_stage (re-created empty for these tables first): the big table, and
+    """pgloader into hrp_migration_stage (re-created empty for these tables first): the big table, and
     the others, side by side; then the reconciliation of every table. `tables`: source table ->
     columns; `batch_rows`: source table -> pgloader batch size. On a mismatch, `confirm()` (a
     pending content scan's verdict) first: rows it finds raise Restage."""
@@ -141,7 +143,7 @@ def stage(dsn: str, pre: Preflight, tables: dict[str, list[str]], big: str, logd
     lanes = [[t for t in tables if t != big], [big]]
     result = Staging(0.0, {}, logdir)
     with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute("select migration.prepare_stage()")
+        conn.execute("select hrp_migration.prepare_stage()")
         procs = []
         for lane in lanes:
             loads = []
@@ -180,8 +182,8 @@ def _reconcile(conn, pre: Preflight, tables: list[str], big: str, logdir: Path, 
     """Staged rows vs the source's count(*) (less the preflight's rejects), per table."""
     mismatches = []
     for table in tables:
-        staged = conn.execute(sql.SQL("select count(*) from migration_stage.{}").format(
-            sql.Identifier(table))).fetchone()[0]
+        staged = conn.execute(sql.SQL("select count(*) from {}").format(
+            sql.Identifier(STAGE_SCHEMA, table))).fetchone()[0]
         want = pre.total_rejects if table == REJECTS else pre.source_counts[table] - pre.rejects[table]
         name = table if table == big else "small-tables"
         summary = _summary(logdir / f"{name}.summary.csv", table)

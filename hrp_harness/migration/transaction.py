@@ -33,17 +33,17 @@ class CommitUnknownError(HarnessError):
 def target_state(conn) -> tuple[bool, bool]:
     """(every spec table empty, a committed load exists); refuses a database without the schema."""
     missing = [t for t in TABLES if conn.execute("select to_regclass(%s)", (f"public.{t}",)).fetchone()[0] is None]
-    if missing or conn.execute("select to_regclass('migration.column_map')").fetchone()[0] is None:
+    if missing or conn.execute("select to_regclass('hrp_migration.column_map')").fetchone()[0] is None:
         raise HarnessError("the target database lacks the schema (missing: "
-                           f"{', '.join(missing) or 'migration.column_map'}); run `invoke deploy` first")
+                           f"{', '.join(missing) or 'hrp_migration.column_map'}); run `invoke deploy` first")
     empty = all(conn.execute(sql.SQL("select not exists (select from public.{})").format(
         sql.Identifier(t))).fetchone()[0] for t in TABLES)
-    loaded = conn.execute("select exists (select from migration.runs where status = 'committed')").fetchone()[0]
+    loaded = conn.execute("select exists (select from hrp_migration.runs where status = 'committed')").fetchone()[0]
     return empty, loaded
 
 
 def guard(conn, discard_target_changes: bool) -> str:
-    """The target checked before any work (migration.guard_target in a short transaction of its
+    """The target checked before any work (hrp_migration.guard_target in a short transaction of its
     own: the refusal comes before pgloader runs); the load's transaction checks again under lock."""
     try:
         with conn.transaction():
@@ -146,7 +146,7 @@ def record_failure(conn, report: dict, message: str) -> None:
     try:
         conn.autocommit = True
         conn.execute(
-            "insert into migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine,"
+            "insert into hrp_migration.runs (mode, source_path, source_sha256, source_timezone, max_quarantine,"
             " finished_at, status, report) values (%s, %s, %s, %s, %s, clock_timestamp(), 'failed', %s)",
             (report["mode"], report["source"], report.get("sha256"), report["source_timezone"],
              report.get("max_quarantine"), Jsonb({**report, "error": message})))
@@ -167,15 +167,15 @@ def clear_after_failure(conn) -> None:
 
 
 def mark_live(dsn: str) -> int:
-    """`invoke cutover`: the database goes live after its last committed load (migration.cutover);
+    """`invoke cutover`: the database goes live after its last committed load (hrp_migration.cutover);
     every later load is refused. Returns that load's run id."""
     try:
         conn = psycopg.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
         raise HarnessError(f"cannot connect to the target database: {str(exc).strip()}") from None
     with conn:
-        if conn.execute("select to_regclass('migration.cutover')").fetchone()[0] is None:
-            raise HarnessError("the target database lacks migration.cutover; run `invoke deploy` first")
+        if conn.execute("select to_regclass('hrp_migration.cutover')").fetchone()[0] is None:
+            raise HarnessError("the target database lacks hrp_migration.cutover; run `invoke deploy` first")
         try:
             return call(conn, "mark_live")
         except psycopg.Error as exc:

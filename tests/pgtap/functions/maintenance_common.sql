@@ -7,24 +7,24 @@ create extension if not exists pgtap;
 select plan(24);
 
 select is(
-    maintenance.ensure_extensions(), array[]::text[],
+    hrp_maintenance.ensure_extensions(), array[]::text[],
     'every extension the jobs use is available on the test cluster'
 );
 select set_eq(
     $$
     select x.extname::text from pg_catalog.pg_extension as x
-    where x.extnamespace = 'maintenance'::regnamespace
+    where x.extnamespace = 'hrp_maintenance'::regnamespace
     $$,
     array['dblink', 'pgstattuple', 'pg_repack'],
-    'dblink, pgstattuple and pg_repack live in schema maintenance'
+    'dblink, pgstattuple and pg_repack live in schema hrp_maintenance'
 );
 
 select is(
-    maintenance.conninfo_quote('it''s a \ path'), '''it\''s a \\ path''',
+    hrp_maintenance.conninfo_quote('it''s a \ path'), '''it\''s a \\ path''',
     'conninfo_quote escapes quotes and backslashes'
 );
 select matches(
-    maintenance.self_conninfo(),
+    hrp_maintenance.self_conninfo(),
     '^host=''/[^'']+'' port=\d+ dbname=''[^'']+'' user=''[^'']+'' '
     || 'application_name=hrp_maintenance$',
     'self_conninfo names the unix socket, port, database and user'
@@ -32,8 +32,8 @@ select matches(
 select is(
     (
         select d.db
-        from maintenance.dblink(
-            maintenance.self_conninfo(), 'select current_database()::text'
+        from hrp_maintenance.dblink(
+            hrp_maintenance.self_conninfo(), 'select current_database()::text'
         ) as d (db text)
     ),
     current_database()::text,
@@ -41,24 +41,24 @@ select is(
 );
 
 select ok(
-    maintenance.start_run('pgtap_common') > 0, 'start_run opens a run and returns its id'
+    hrp_maintenance.start_run('pgtap_common') > 0, 'start_run opens a run and returns its id'
 );
 select lives_ok(
-    $$select maintenance.add_finding(
-        (select max(run_id) from maintenance.runs where job = 'pgtap_common'),
+    $$select hrp_maintenance.add_finding(
+        (select max(run_id) from hrp_maintenance.runs where job = 'pgtap_common'),
         'disk_usage', 'pgtap', '{"size_bytes": 1}'
     )$$,
     'add_finding records a finding'
 );
 select is(
-    maintenance.finish_run(
+    hrp_maintenance.finish_run(
         (
-            select max(run_id) from maintenance.runs
+            select max(run_id) from hrp_maintenance.runs
             where job = 'pgtap_common'
         ), '{"n": 1}'
     ),
     (
-        select max(run_id) from maintenance.runs
+        select max(run_id) from hrp_maintenance.runs
         where job = 'pgtap_common'
     ),
     'finish_run returns the run id'
@@ -66,37 +66,43 @@ select is(
 select results_eq(
     $$
     select finished_at is not null, details
-    from maintenance.runs where job = 'pgtap_common'
+    from hrp_maintenance.runs where job = 'pgtap_common'
     $$,
     $$values (true, '{"n": 1}'::jsonb)$$,
     'finish_run sets finished_at and merges the summary into details'
 );
 
 select ok(
-    (select size_bytes > 0 and avail_bytes between 0 and size_bytes from maintenance.disk_usage()),
+    (
+        select size_bytes > 0 and avail_bytes between 0 and size_bytes
+        from hrp_maintenance.disk_usage()
+    ),
     'disk_usage reads the data directory''s file system: size > 0, 0 <= available <= size'
 );
 select is(
-    (select data_directory from maintenance.disk_usage()), current_setting('data_directory'),
+    (select data_directory from hrp_maintenance.disk_usage()), current_setting('data_directory'),
     'disk_usage is about the data directory'
 );
 
-select is(maintenance.days_until(80, 1000, 500, 10), 30.0, '50 % used, 10 B/day: 30 days to 80 %');
-select is(maintenance.days_until(90, 1000, 500, 10), 40.0, '... and 40 days to 90 %');
-select is(maintenance.days_until(80, 1000, 150, 10), 0::numeric, 'already above 80 %: 0 days');
-select is(maintenance.days_until(80, 1000, 500, 0), null, 'no growth: no date');
-select is(maintenance.days_until(80, 1000, 500, -5), null, 'shrinking: no date');
+select is(
+    hrp_maintenance.days_until(80, 1000, 500, 10), 30.0,
+    '50 % used, 10 B/day: 30 days to 80 %'
+);
+select is(hrp_maintenance.days_until(90, 1000, 500, 10), 40.0, '... and 40 days to 90 %');
+select is(hrp_maintenance.days_until(80, 1000, 150, 10), 0::numeric, 'already above 80 %: 0 days');
+select is(hrp_maintenance.days_until(80, 1000, 500, 0), null, 'no growth: no date');
+select is(hrp_maintenance.days_until(80, 1000, 500, -5), null, 'shrinking: no date');
 
 select ok(
-    maintenance.is_project_relation('public.predictions'::regclass),
+    hrp_maintenance.is_project_relation('public.predictions'::regclass),
     'the spec''s tables are looked after'
 );
 select ok(
-    not maintenance.is_project_relation('pg_catalog.pg_class'::regclass),
+    not hrp_maintenance.is_project_relation('pg_catalog.pg_class'::regclass),
     'catalogs are not'
 );
 select ok(
-    not maintenance.is_project_relation(
+    not hrp_maintenance.is_project_relation(
         (
             select c.oid from pg_catalog.pg_class as c
             inner join pg_catalog.pg_depend as d on c.oid = d.objid and d.deptype = 'e'
@@ -110,22 +116,22 @@ select ok(
 
 -- the monitoring role reads pg_cron's record of the jobs, and runs nothing else here
 select is(
-    (select count(*)::int from maintenance.cron_job_runs()),
+    (select count(*)::int from hrp_maintenance.cron_job_runs()),
     0,
     'cron_job_runs: no pg_cron job runs in this (unscheduled) database'
 );
 -- (each statement switches role inside pgTAP's subtransaction, which a failure rolls back, role
 -- included: the roles cannot reach pgTAP's functions in schema public)
 select lives_ok(
-    'set local role hrp_monitor; select * from maintenance.cron_job_runs(); reset role',
+    'set local role hrp_monitor; select * from hrp_maintenance.cron_job_runs(); reset role',
     'hrp_monitor may read the jobs'' runs (SECURITY DEFINER, through dblink)'
 );
 select throws_ok(
-    'set local role hrp_monitor; select maintenance.disk_usage()', '42501', null,
+    'set local role hrp_monitor; select hrp_maintenance.disk_usage()', '42501', null,
     'hrp_monitor may run no other maintenance function'
 );
 select throws_ok(
-    'set local role hrp_app; select * from maintenance.cron_job_runs()', '42501', null,
+    'set local role hrp_app; select * from hrp_maintenance.cron_job_runs()', '42501', null,
     'hrp_app may not even read the jobs'' runs'
 );
 select is_empty(
@@ -134,7 +140,7 @@ select is_empty(
     from pg_catalog.pg_proc as p
     cross join lateral aclexplode(coalesce(p.proacl, acldefault('f', p.proowner))) as a
     where
-        p.pronamespace = 'maintenance'::regnamespace and a.grantee = 0
+        p.pronamespace = 'hrp_maintenance'::regnamespace and a.grantee = 0
         and not exists (
             select 1 from pg_catalog.pg_depend as d where d.objid = p.oid and d.deptype = 'e'
         )

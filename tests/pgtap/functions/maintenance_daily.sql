@@ -10,49 +10,49 @@ select plan(16);
 
 -- the rule
 select is(
-    (maintenance.vacuum_analyze_action(1000, 200, 0, true)).action, 'vacuum_analyze',
+    (hrp_maintenance.vacuum_analyze_action(1000, 200, 0, true)).action, 'vacuum_analyze',
     '200 dead of 1200 tuples (>= 50 + 5 % = 110): vacuum_analyze'
 );
 select is(
-    (maintenance.vacuum_analyze_action(1000, 200, 0, true)).reason,
+    (hrp_maintenance.vacuum_analyze_action(1000, 200, 0, true)).reason,
     '200 dead tuples >= 50 + 0.05 of 1200 tuples', 'the reason says why, with the figures'
 );
 select is(
-    (maintenance.vacuum_analyze_action(1000, 90, 0, true)).action, null,
+    (hrp_maintenance.vacuum_analyze_action(1000, 90, 0, true)).action, null,
     '90 dead of 1090 (< 50 + 54.5): nothing'
 );
 select is(
-    (maintenance.vacuum_analyze_action(10, 0, 0, false)).action, 'analyze',
+    (hrp_maintenance.vacuum_analyze_action(10, 0, 0, false)).action, 'analyze',
     'rows but never analyzed: analyze'
 );
 select is(
-    (maintenance.vacuum_analyze_action(0, 0, 0, false)).action, null,
+    (hrp_maintenance.vacuum_analyze_action(0, 0, 0, false)).action, null,
     'empty and never analyzed: nothing'
 );
 select is(
-    (maintenance.vacuum_analyze_action(1000, 0, 100, true)).action, 'analyze',
+    (hrp_maintenance.vacuum_analyze_action(1000, 0, 100, true)).action, 'analyze',
     '100 rows changed of 1000 (>= 50 + 5 %): analyze'
 );
 select is(
-    (maintenance.vacuum_analyze_action(1000, 0, 99, true)).action, null,
+    (hrp_maintenance.vacuum_analyze_action(1000, 0, 99, true)).action, null,
     '99 rows changed of 1000: nothing'
 );
 select is(
-    (maintenance.vacuum_analyze_action(1000, 0, 10, true, 5, 0, 50, 0.05)).action, 'analyze',
+    (hrp_maintenance.vacuum_analyze_action(1000, 0, 10, true, 5, 0, 50, 0.05)).action, 'analyze',
     'the thresholds are parameters'
 );
 
 select is_empty(
     $$
-    select c.table_name from maintenance.vacuum_analyze_candidates() as c
-    where not maintenance.is_project_relation(c.table_name)
+    select c.table_name from hrp_maintenance.vacuum_analyze_candidates() as c
+    where not hrp_maintenance.is_project_relation(c.table_name)
     $$,
     'candidates are only project tables'
 );
 select results_eq(
     $$
     select table_name::text, action::text
-    from maintenance.vacuum_analyze_candidates(array['public.races'::regclass], 0, 0, 0, 0)
+    from hrp_maintenance.vacuum_analyze_candidates(array['public.races'::regclass], 0, 0, 0, 0)
     $$,
     $$values ('races', 'vacuum_analyze')$$,
     'only_tables limits the candidates; zero thresholds make races due'
@@ -63,7 +63,7 @@ select pg_stat_clear_snapshot();
 create temp table counts_before as
 select pg_stat_get_vacuum_count('public.races'::regclass) as vacuums;
 select isnt(
-    maintenance.daily_vacuum_analyze(array['public.races'::regclass], 0, 0, 0, 0), null,
+    hrp_maintenance.daily_vacuum_analyze(array['public.races'::regclass], 0, 0, 0, 0), null,
     'the daily job runs and returns its run id'
 );
 select pg_stat_clear_snapshot();
@@ -75,8 +75,8 @@ select cmp_ok(
 select results_eq(
     $$
     select f.kind::text, f.object::text, (f.figures ->> 'done')::boolean
-    from maintenance.findings as f
-    where f.run_id = (select max(r.run_id) from maintenance.runs as r)
+    from hrp_maintenance.findings as f
+    where f.run_id = (select max(r.run_id) from hrp_maintenance.runs as r)
     order by f.kind
     $$,
     $$values ('disk_usage', current_database()::text collate "default", null::boolean),
@@ -86,7 +86,7 @@ select results_eq(
 select results_eq(
     $$
     select finished_at is not null, (details ->> 'vacuum_analyze')::int, (details ->> 'skipped')::int
-    from maintenance.runs where run_id = (select max(run_id) from maintenance.runs)
+    from hrp_maintenance.runs where run_id = (select max(run_id) from hrp_maintenance.runs)
     $$,
     $$values (true, 1, 0)$$,
     'the run is finished with its tally'
@@ -95,14 +95,14 @@ select results_eq(
 -- a conflicting lock (this transaction's): skipped at once, recorded as skipped
 lock table public.races in share update exclusive mode;
 select lives_ok(
-    $$select maintenance.daily_vacuum_analyze(array['public.races'::regclass], 0, 0, 0, 0)$$,
+    $$select hrp_maintenance.daily_vacuum_analyze(array['public.races'::regclass], 0, 0, 0, 0)$$,
     'the job does not wait for a table another session has locked'
 );
 select results_eq(
     $$
     select (f.figures ->> 'done')::boolean, (f.figures ->> 'skipped')::text
-    from maintenance.findings as f
-    where f.run_id = (select max(r.run_id) from maintenance.runs as r) and f.kind = 'vacuum_analyze'
+    from hrp_maintenance.findings as f
+    where f.run_id = (select max(r.run_id) from hrp_maintenance.runs as r) and f.kind = 'vacuum_analyze'
     $$,
     $$values (false, 'a conflicting lock was held (SKIP_LOCKED)')$$,
     'the locked table is recorded as skipped'

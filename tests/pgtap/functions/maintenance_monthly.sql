@@ -8,18 +8,18 @@ create extension if not exists pgtap;
 select plan(9);
 
 -- Fixture: a capacity report 30 days ago, races 1 MB smaller then, and the disk 30 GB less used.
-insert into maintenance.runs (job, started_at, finished_at)
+insert into hrp_maintenance.runs (job, started_at, finished_at)
 values ('monthly_capacity', now() - interval '30 days', now() - interval '30 days');
-insert into maintenance.findings (run_id, found_at, kind, object, figures)
+insert into hrp_maintenance.findings (run_id, found_at, kind, object, figures)
 select
-    (select max(r.run_id) from maintenance.runs as r),
+    (select max(r.run_id) from hrp_maintenance.runs as r),
     clock_timestamp() - interval '30 days',
     'table_size',
     'races',
     jsonb_build_object('bytes', pg_table_size('public.races') - 1048576);
-insert into maintenance.findings (run_id, found_at, kind, object, figures)
+insert into hrp_maintenance.findings (run_id, found_at, kind, object, figures)
 select
-    (select max(r.run_id) from maintenance.runs as r),
+    (select max(r.run_id) from hrp_maintenance.runs as r),
     clock_timestamp() - interval '30 days',
     'disk_usage',
     current_database(),
@@ -27,15 +27,18 @@ select
         'size_bytes', d.size_bytes, 'avail_bytes', d.avail_bytes + 30 * 1000000000::bigint,
         'database_bytes', pg_database_size(current_database())
     )
-from maintenance.disk_usage() as d;
+from hrp_maintenance.disk_usage() as d;
 
-select isnt(maintenance.monthly_capacity(), null, 'the monthly job runs and returns its run id');
+select isnt(
+    hrp_maintenance.monthly_capacity(), null,
+    'the monthly job runs and returns its run id'
+);
 create temp table this_run as
-select max(run_id) as run_id from maintenance.runs;
+select max(run_id) as run_id from hrp_maintenance.runs;
 
 select is(
     (
-        select count(*)::int from maintenance.findings as f
+        select count(*)::int from hrp_maintenance.findings as f
         where
             f.run_id = (select t.run_id from this_run as t)
             and f.kind in ('table_size', 'index_size')
@@ -44,14 +47,14 @@ select is(
         select count(*)::int from pg_catalog.pg_class as c
         where
             c.relkind in ('r', 'm', 'i') and c.relpersistence <> 't'
-            and maintenance.is_project_relation(c.oid)
+            and hrp_maintenance.is_project_relation(c.oid)
     ),
     'one size finding per project table and index'
 );
 select results_eq(
     $$
     select (f.figures ->> 'bytes')::bigint, (f.figures ->> 'growth_bytes')::bigint
-    from maintenance.findings as f
+    from hrp_maintenance.findings as f
     where f.run_id = (select t.run_id from this_run as t) and f.kind = 'table_size' and f.object = 'races'
     $$,
     $$values (pg_table_size('public.races'), 1048576::bigint)$$,
@@ -60,7 +63,7 @@ select results_eq(
 select ok(
     (
         select (f.figures ->> 'growth_bytes_per_day')::numeric between 34952 and 34953
-        from maintenance.findings as f
+        from hrp_maintenance.findings as f
         where
             f.run_id = (select t.run_id from this_run as t)
             and f.kind = 'table_size'
@@ -71,7 +74,7 @@ select ok(
 select ok(
     (
         select (f.figures ->> 'growth_bytes') is null
-        from maintenance.findings as f
+        from hrp_maintenance.findings as f
         where
             f.run_id = (select t.run_id from this_run as t) and f.kind = 'table_size'
             and f.object = 'horses'
@@ -81,7 +84,7 @@ select ok(
 select ok(
     (
         select (f.figures ->> 'used_growth_bytes_per_day')::numeric between 0.99e9 and 1.01e9
-        from maintenance.findings as f
+        from hrp_maintenance.findings as f
         where f.run_id = (select t.run_id from this_run as t) and f.kind = 'disk_usage'
     ),
     'disk: about 1 GB/day more used (30 GB in 30 days)'
@@ -91,16 +94,16 @@ select results_eq(
     select
         (f.figures ->> 'days_to_warning')::numeric,
         (f.figures ->> 'days_to_critical')::numeric
-    from maintenance.findings as f
+    from hrp_maintenance.findings as f
     where f.run_id = (select t.run_id from this_run as t) and f.kind = 'disk_usage'
     $$,
     $$
     select
-        maintenance.days_until(80, (f.figures ->> 'size_bytes')::bigint,
+        hrp_maintenance.days_until(80, (f.figures ->> 'size_bytes')::bigint,
             (f.figures ->> 'avail_bytes')::bigint, (f.figures ->> 'used_growth_bytes_per_day')::numeric),
-        maintenance.days_until(90, (f.figures ->> 'size_bytes')::bigint,
+        hrp_maintenance.days_until(90, (f.figures ->> 'size_bytes')::bigint,
             (f.figures ->> 'avail_bytes')::bigint, (f.figures ->> 'used_growth_bytes_per_day')::numeric)
-    from maintenance.findings as f
+    from hrp_maintenance.findings as f
     where f.run_id = (select t.run_id from this_run as t) and f.kind = 'disk_usage'
     $$,
     'days to the 80 % and 90 % thresholds at that growth'
@@ -111,7 +114,7 @@ select ok(
             (f.figures ->> 'days_to_warning')::numeric
             < (f.figures ->> 'days_to_critical')::numeric
             or (f.figures ->> 'days_to_critical')::numeric = 0
-        from maintenance.findings as f
+        from hrp_maintenance.findings as f
         where f.run_id = (select t.run_id from this_run as t) and f.kind = 'disk_usage'
     ),
     'the warning comes before the critical threshold'
@@ -119,7 +122,7 @@ select ok(
 select results_eq(
     $$
     select (details ->> 'objects')::int > 0, details ? 'days_to_warning'
-    from maintenance.runs where run_id = (select t.run_id from this_run as t)
+    from hrp_maintenance.runs where run_id = (select t.run_id from this_run as t)
     $$,
     $$values (true, true)$$,
     'the run''s details summarise objects and days left'

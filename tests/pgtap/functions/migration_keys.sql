@@ -26,7 +26,7 @@ where conrelid = any(array[
 comment on index idx_races_date is 'pgtap comment';
 
 select cmp_ok(
-    migration.drop_keys(array['races', 'horses', 'predictions', 'users', 'api_credentials']),
+    hrp_migration.drop_keys(array['races', 'horses', 'predictions', 'users', 'api_credentials']),
     '>', 20::bigint, 'drop_keys drops the keys, indexes and foreign keys'
 );
 select is(
@@ -46,7 +46,7 @@ select is(
     ),
     0, 'predictions has no key or foreign key left (its CHECK stays)'
 );
-select migration.restore_keys(array['predictions'], false);
+select hrp_migration.restore_keys(array['predictions'], false);
 select set_eq(
     $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
       where indrelid = 'public.predictions'::regclass$$,
@@ -54,7 +54,7 @@ select set_eq(
       where def like '% ON public.predictions %' and index_name <> 'unique_race_horse_prediction'$$,
     'restore_keys(array[predictions], false): the keys and indexes of predictions but its UNIQUE'
 );
-select migration.restore_keys(array['horses']);
+select hrp_migration.restore_keys(array['horses']);
 select set_eq(
     $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
       where indrelid = 'public.horses'::regclass$$,
@@ -68,7 +68,7 @@ select is(
     ),
     0, '... no foreign key yet'
 );
-select migration.restore_keys();
+select hrp_migration.restore_keys();
 select set_eq(
     $$select indexrelid::regclass::text, pg_get_indexdef(indexrelid) from pg_index
       where indrelid = any(array['public.races', 'public.horses', 'public.predictions',

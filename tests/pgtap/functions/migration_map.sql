@@ -10,31 +10,31 @@ select plan(28);
 \ir ../spec_mapping.psql
 -- noqa: enable=PRS
 select set_config('hrp.source_timezone', 'UTC', true);
-insert into migration_stage.races values
+insert into hrp_migration_stage.races values
 (
     '1', 'Gold Cup', '2024-06-20', 'Ascot', 'Flat', '4023.3600000000001', ' Turf', 'sunny',
     '1700000000', '2024-01-01T10:00:00+02:00'
 ),
 ('2', 'No Date', null, null, 'chariot', '-5', null, '{bad', 'garbage', null),
 ('3', 'Nul Weather', '2024-06-21', null, null, null, null, '{"wind": "\u0000"}', null, null);
-insert into migration_stage.predictions values
+insert into hrp_migration_stage.predictions values
 ('1', '1', '1', '0.17974299999999999', '0.12345', 'v1', '2024-06-10 08:00:00'),
 ('2', null, 'x', null, '1.5', repeat('v', 21), '');
-insert into migration_stage.api_credentials values
+insert into hrp_migration_stage.api_credentials values
 ('1', 'racing_api', 'k', null, null, 'yes', null);
-select migration.build_mapped_views();
+select hrp_migration.build_mapped_views();
 
 select results_eq(
     $$select id, race_type::text, distance, surface::text, weather_conditions, created_at,
              updated_at
-      from migration.races_mapped where reason is null$$,
+      from hrp_migration.races_mapped where reason is null$$,
     $$values (1::bigint, 'flat', 4023.36::numeric(6, 2), 'turf', '"sunny"'::jsonb,
               '2023-11-14 22:13:20+00'::timestamptz, '2024-01-01 08:00:00+00'::timestamptz)$$,
     'races: a valid row gets its typed values'
 );
 select is(
     (
-        select norms from migration.races_mapped
+        select norms from hrp_migration.races_mapped
         where id = 1
     ),
     array[
@@ -45,7 +45,7 @@ select is(
 );
 select is(
     (
-        select reason from migration.races_mapped
+        select reason from hrp_migration.races_mapped
         where id = 2
     ),
     'race_date: NULL in a NOT NULL column; race_type: unknown label; '
@@ -54,7 +54,8 @@ select is(
     'races: every failed rule of an invalid row, by column'
 );
 select results_eq(
-    $$select prediction_value, confidence, created_at, updated_at from migration.predictions_mapped
+    $$select prediction_value, confidence, created_at, updated_at
+      from hrp_migration.predictions_mapped
       where id = 1$$,
     $$values (0.179743::numeric(10, 6), 0.1235::numeric(5, 4),
               '2024-06-10 08:00:00+00'::timestamptz,
@@ -63,7 +64,7 @@ select results_eq(
 );
 select is(
     (
-        select norms from migration.predictions_mapped
+        select norms from hrp_migration.predictions_mapped
         where id = 1
     ),
     array['real_rounded_to_scale'],
@@ -71,7 +72,7 @@ select is(
 );
 select is(
     (
-        select reason from migration.predictions_mapped
+        select reason from hrp_migration.predictions_mapped
         where id = 2
     ),
     'race_id: NULL in a NOT NULL column; horse_id: not an integer; '
@@ -82,12 +83,14 @@ select is(
     'predictions: reasons of an invalid row'
 );
 select results_eq(
-    $$select is_active, norms from migration.api_credentials_mapped$$,
+    $$select is_active, norms from hrp_migration.api_credentials_mapped$$,
     $$values (true, array['boolean_from_text'])$$,
     'api_credentials: boolean words are a counted normalisation'
 );
 select is(
-    (select count(*)::int from migration.horses_mapped), 0, 'horses: no staged rows, no mapped rows'
+    (select count(*)::int from hrp_migration.horses_mapped),
+    0,
+    'horses: no staged rows, no mapped rows'
 );
 -- The loader's canonical-value shortcut (hrp.map_canonical = on): plain casts of canonical values.
 select is(
@@ -96,20 +99,20 @@ select is(
 );
 select set_config('hrp.map_canonical', 'on', true);
 select throws_ok(
-    $$select count(m.*) from migration.predictions_mapped as m$$, '22P02', null,
+    $$select count(m.*) from hrp_migration.predictions_mapped as m$$, '22P02', null,
     'predictions: on, the shortcut casts raise on text that is no number (map_rows then maps '
     || 'with it off)'
 );
 select set_config('hrp.map_canonical', 'off', true);
 select lives_ok(
-    $$select count(m.*) from migration.predictions_mapped as m$$,
+    $$select count(m.*) from hrp_migration.predictions_mapped as m$$,
     'predictions: off, the same rows map by the rules without raising'
 );
 -- values every cast accepts but that are not canonical, out of range, or need a rule: the shortcut
 -- path must hand each of them to the rules (row 2, whose values no cast accepts, is left out)
-delete from migration_stage.predictions
+delete from hrp_migration_stage.predictions
 where id = '2';
-insert into migration_stage.predictions values
+insert into hrp_migration_stage.predictions values
 ('10', '5', '7', '0.5', '0.25', 'v2', '2024-06-10 08:00:00'),
 ('11', '+5', '07', '0.50', '.25', 'v2', '2024-06-10T08:00:00'),
 ('12', '-0', '1000000000000000000', '1e-4', '0.2500', 'v2', '2024-06-10 08:00'),
@@ -128,17 +131,17 @@ create temp table mapped_fast as
 select
     id,
     m::text as mapped
-from migration.predictions_mapped as m;
+from hrp_migration.predictions_mapped as m;
 select set_config('hrp.map_canonical', 'off', true);
 select results_eq(
     $$select id, mapped from mapped_fast order by id$$,
-    $$select id, m::text from migration.predictions_mapped as m order by id$$,
+    $$select id, m::text from hrp_migration.predictions_mapped as m order by id$$,
     'predictions: the shortcut gives every row exactly what the rules give (values, scale, '
     || 'reasons, normalisations)'
 );
 
 -- races and horses: the shortcut gives what the rules give there too
-insert into migration_stage.horses values
+insert into hrp_migration_stage.horses values
 ('1', 'Frankel', '5', '500', null, null, null, '2024-06-10 08:00:00', '2024-06-10T08:00:00'),
 ('2', 'Dancer', '4', '450.05', null, null, null, '2024-06-10 08:00', '1700000000');
 select set_config('hrp.map_canonical', 'on', true);
@@ -146,32 +149,32 @@ create temp table small_fast as
 select
     'races' as tbl,
     m::text as mapped
-from migration.races_mapped as m
+from hrp_migration.races_mapped as m
 union all
 select
     'horses' as tbl,
     m::text as mapped
-from migration.horses_mapped as m;
+from hrp_migration.horses_mapped as m;
 select set_config('hrp.map_canonical', 'off', true);
 select set_eq(
     $$select tbl, mapped from small_fast$$,
-    $$select 'races', m::text from migration.races_mapped as m
-      union all select 'horses', m::text from migration.horses_mapped as m$$,
+    $$select 'races', m::text from hrp_migration.races_mapped as m
+      union all select 'horses', m::text from hrp_migration.horses_mapped as m$$,
     'races, horses: the shortcut gives every row what the rules give'
 );
 
 select has_view(
-    'migration', 'users_mapped', 'view migration.users_mapped exists (build_mapped_views)'
+    'hrp_migration', 'users_mapped', 'view hrp_migration.users_mapped exists (build_mapped_views)'
 );
 select isnt(
-    obj_description('migration.races_mapped'::regclass, 'pg_class'),
+    obj_description('hrp_migration.races_mapped'::regclass, 'pg_class'),
     null,
     'races_mapped has a comment'
 );
 
 select is(
     (
-        select reason from migration.races_mapped
+        select reason from hrp_migration.races_mapped
         where id = 3
     ),
     'weather_conditions: JSON with a \u0000 escape, which jsonb cannot hold',
@@ -181,7 +184,7 @@ select is(
 -- the catalog's facts a rule reads
 select results_eq(
     $$select column_name, type_kind, max_length, num_precision, num_scale, not_null
-      from migration.target_columns('horses') where column_name in ('horse_name', 'age', 'weight')
+      from hrp_migration.target_columns('horses') where column_name in ('horse_name', 'age', 'weight')
       order by attnum$$,
     $$values ('horse_name', 'text', 100, null::int, null::int, true),
              ('age', 'integer', null, null, null, false),
@@ -195,7 +198,7 @@ select results_eq(
 \set app_mapping '{"tables": {"races": {"columns": {"race_name": "name", "race_date": {"source": "date", "rule": "date_part"}}}, "horses": {"columns": {"horse_name": "name", "weight": false}}, "api_credentials": {"columns": {"service_name": "provider", "rate_limit_window": "window"}}, "predictions": {"columns": {"prediction_value": "predicted_position", "algorithm_version": "model_version"}}}}'
 -- noqa: enable=PRS,LT05
 select throws_like(
-    $$select migration.set_mapping(
+    $$select hrp_migration.set_mapping(
         '{"tables": {"races": {"columns": [{"name": "id", "type": "INTEGER"}]}}}',
         '{"tables": {"races": {"columns": {"race_name": "title", "nope": "id", "race_date": {"source": "id", "rule": "guess"}}}, "jockeys": {}}}'
     )$$,
@@ -203,7 +206,7 @@ select throws_like(
     'set_mapping: a section for no target table is refused'
 );
 select throws_like(
-    $$select migration.set_mapping(
+    $$select hrp_migration.set_mapping(
         '{"tables": {"races": {"columns": [{"name": "title", "type": "TEXT"}]}}}',
         '{"tables": {"races": {"columns": {"race_name": "title"}}}}'
     )$$,
@@ -212,7 +215,7 @@ select throws_like(
     'set_mapping: a primary key without a source column is refused'
 );
 select throws_like(
-    $$select migration.set_mapping(
+    $$select hrp_migration.set_mapping(
         '{"tables": {"races": {"columns": [{"name": "id", "type": "INTEGER"}, {"name": "title", "type": "TEXT"}]}}}',
         '{"tables": {"races": {"columns": {"race_name": "headline", "nope": "id", "distance": {"source": "id", "rule": "guess"}}}}}'
     )$$,
@@ -225,39 +228,39 @@ select throws_like(
     'set_mapping: every problem is named, all at once'
 );
 select is(
-    migration.set_mapping(:'app_source'::jsonb, :'app_mapping'::jsonb) -> 'unmapped_tables',
+    hrp_migration.set_mapping(:'app_source'::jsonb, :'app_mapping'::jsonb) -> 'unmapped_tables',
     '["race_horses"]'::jsonb,
     'set_mapping: a source table no target takes is reported (to be copied whole)'
 );
 select is(
-    migration.set_mapping(
+    hrp_migration.set_mapping(
         :'app_source'::jsonb, :'app_mapping'::jsonb
     ) #> '{tables,races,extra_columns}',
     '["date", "going"]'::jsonb,
     'set_mapping: columns no target takes, and those date_part keeps whole, are extra columns'
 );
 select results_eq(
-    $$select target_column, source_column, rule from migration.column_map
+    $$select target_column, source_column, rule from hrp_migration.column_map
       where target_table = 'horses' order by target_column$$,
     $$values ('age', 'age', null::text), ('horse_name', 'name', null), ('id', 'id', null)$$,
     'set_mapping: listed columns, same-named ones, and false keeps the target default (weight)'
 );
 select lives_ok(
-    $$select migration.prepare_stage()$$, 'prepare_stage: staging tables of this source'
+    $$select hrp_migration.prepare_stage()$$, 'prepare_stage: staging tables of this source'
 );
 select columns_are(
-    'migration_stage', 'races', array['id', 'name', 'date', 'distance', 'going'],
+    'hrp_migration_stage', 'races', array['id', 'name', 'date', 'distance', 'going'],
     'prepare_stage: a staging table has the source''s columns, all text'
 );
-insert into migration_stage.races values
+insert into hrp_migration_stage.races values
 ('1', 'Gold Cup', '2024-06-20 14:30:00.123456', '1609.344', 'firm'),
 ('2', 'Epoch Cup', '1718893800', '1000', null),
 ('3', 'Date Cup', '2024-06-21', '1000', null),
 ('4', 'No Date Cup', 'soon', '1000', null);
-select migration.build_mapped_view('races');
+select hrp_migration.build_mapped_view('races');
 select results_eq(
     $$select id, race_name::text, race_date, distance, reason, norms
-      from migration.races_mapped order by id$$,
+      from hrp_migration.races_mapped order by id$$,
     $$values (1::bigint, 'Gold Cup', '2024-06-20'::date, 1609.34::numeric(6, 2), null::text,
               array['date_from_timestamp', 'real_rounded_to_scale']),
              (2, 'Epoch Cup', '2024-06-20'::date, 1000.00, null, array['date_from_timestamp']),
@@ -265,20 +268,20 @@ select results_eq(
              (4, 'No Date Cup', null, 1000.00, 'race_date: not a date or timestamp', '{}'::text [])$$,
     'date_part: the date of a timestamp (counted), of epoch seconds, a date as it is'
 );
-insert into migration_stage.api_credentials values
+insert into hrp_migration_stage.api_credentials values
 ('1', 'tote', 'k', '2 hours'), ('2', 'odds', 'k', 'soon');
-select migration.build_mapped_view('api_credentials');
+select hrp_migration.build_mapped_view('api_credentials');
 select results_eq(
-    $$select id, rate_limit_window, reason from migration.api_credentials_mapped order by id$$,
+    $$select id, rate_limit_window, reason from hrp_migration.api_credentials_mapped order by id$$,
     $$values (1::bigint, '2 hours'::interval, null::text),
              (2, null, 'rate_limit_window: not an interval')$$,
     'an interval column: what the interval type accepts'
 );
-insert into migration_stage.horses values
+insert into hrp_migration_stage.horses values
 ('1', 'Frankel', '99999', '120'), ('2', 'Enable', '25', '120');
-select migration.build_mapped_view('horses');
+select hrp_migration.build_mapped_view('horses');
 select results_eq(
-    $$select id, reason from migration.horses_mapped order by id$$,
+    $$select id, reason from hrp_migration.horses_mapped order by id$$,
     $$values (1::bigint, 'age: out of range of smallint'),
              (2, 'age: violates check_horses_age_range')$$,
     'smallint range from the type, the age CHECK from the catalog'

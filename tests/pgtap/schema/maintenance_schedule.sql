@@ -5,7 +5,7 @@ create extension if not exists pgtap;
 select plan(5);
 
 select set_eq(
-    $$select job_name, schedule from maintenance.schedule$$,
+    $$select job_name, schedule from hrp_maintenance.schedule$$,
     $$
     values
     ('daily_vacuum_analyze', '30 3 * * *'),
@@ -17,14 +17,14 @@ select set_eq(
 select is_empty(
     $$
     select s.job_name
-    from maintenance.schedule as s
+    from hrp_maintenance.schedule as s
     where
-        s.command !~ '^select maintenance\.[a-z_]+\(\)$'
+        s.command !~ '^select hrp_maintenance\.[a-z_]+\(\)$'
         or not exists (
             select 1 from pg_catalog.pg_proc as p
             where
-                p.pronamespace = 'maintenance'::regnamespace
-                and p.proname = substring(s.command from 'maintenance\.([a-z_]+)')
+                p.pronamespace = 'hrp_maintenance'::regnamespace
+                and p.proname = substring(s.command from 'hrp_maintenance\.([a-z_]+)')
                 and p.pronargdefaults = p.pronargs
         )
     $$,
@@ -32,24 +32,24 @@ select is_empty(
 );
 select is_empty(
     $$
-    select s.job_name from maintenance.schedule as s
-    where s.command <> 'select maintenance.' || s.job_name || '()'
+    select s.job_name from hrp_maintenance.schedule as s
+    where s.command <> 'select hrp_maintenance.' || s.job_name || '()'
     $$,
     'every job calls the function of its own name'
 );
 select is(
-    (select json_array_length(maintenance.cron_jobs())),
-    (select count(*)::int from maintenance.schedule),
+    (select json_array_length(hrp_maintenance.cron_jobs())),
+    (select count(*)::int from hrp_maintenance.schedule),
     'cron_jobs() gives one pg_cron job per schedule row'
 );
 select is(
     (
         select array_agg(j ->> 'jobname' order by j ->> 'jobname')
-        from json_array_elements(maintenance.cron_jobs()) as j
+        from json_array_elements(hrp_maintenance.cron_jobs()) as j
     ),
     (
         select array_agg(s.job_name || '@' || current_database() order by s.job_name)
-        from maintenance.schedule as s
+        from hrp_maintenance.schedule as s
     ),
     'the pg_cron job names are <job_name>@<database>'
 );

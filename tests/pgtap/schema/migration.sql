@@ -10,28 +10,28 @@ select plan(18);
 \ir ../spec_mapping.psql
 -- noqa: enable=PRS
 
-select has_schema('migration', 'schema migration exists');
-select has_schema('migration_stage', 'schema migration_stage exists');
-select has_table('migration', 'runs', 'table migration.runs exists');
-select has_table('migration', 'run_tables', 'table migration.run_tables exists');
-select has_table('migration', 'quarantine', 'table migration.quarantine exists');
+select has_schema('hrp_migration', 'schema hrp_migration exists');
+select has_schema('hrp_migration_stage', 'schema hrp_migration_stage exists');
+select has_table('hrp_migration', 'runs', 'table hrp_migration.runs exists');
+select has_table('hrp_migration', 'run_tables', 'table hrp_migration.run_tables exists');
+select has_table('hrp_migration', 'quarantine', 'table hrp_migration.quarantine exists');
 select columns_are(
-    'migration', 'quarantine',
+    'hrp_migration', 'quarantine',
     array['quarantine_id', 'run_id', 'source_table', 'source_id', 'reason', 'source_row'],
     'quarantine has the issue''s columns'
 );
-select col_type_is('migration', 'quarantine', 'source_row', 'jsonb', 'source_row is jsonb');
-select col_not_null('migration', 'quarantine', 'reason', 'quarantine.reason is not null');
+select col_type_is('hrp_migration', 'quarantine', 'source_row', 'jsonb', 'source_row is jsonb');
+select col_not_null('hrp_migration', 'quarantine', 'reason', 'quarantine.reason is not null');
 select fk_ok(
-    'migration', 'quarantine', 'run_id', 'migration', 'runs', 'run_id',
+    'hrp_migration', 'quarantine', 'run_id', 'hrp_migration', 'runs', 'run_id',
     'quarantine.run_id references runs'
 );
 select fk_ok(
-    'migration', 'run_tables', 'run_id', 'migration', 'runs', 'run_id',
+    'hrp_migration', 'run_tables', 'run_id', 'hrp_migration', 'runs', 'run_id',
     'run_tables.run_id references runs'
 );
 select has_index(
-    'migration', 'quarantine', 'index_quarantine_on_source_table_source_id',
+    'hrp_migration', 'quarantine', 'index_quarantine_on_source_table_source_id',
     'quarantine is indexed on (source_table, source_id)'
 );
 select is(
@@ -39,7 +39,7 @@ select is(
         select array_agg(c.relname::text order by c.relname)
         from pg_class as c
         where
-            c.relnamespace = 'migration_stage'::regnamespace and c.relkind = 'r'
+            c.relnamespace = 'hrp_migration_stage'::regnamespace and c.relkind = 'r'
             and c.relpersistence = 'u'
     ),
     array['api_credentials', 'horses', 'hrp_preflight_rejects', 'predictions', 'races', 'users'],
@@ -51,14 +51,14 @@ select is(
         from pg_attribute as a
         inner join pg_class as c on a.attrelid = c.oid
         where
-            c.relnamespace = 'migration_stage'::regnamespace and a.attnum > 0
+            c.relnamespace = 'hrp_migration_stage'::regnamespace and a.attnum > 0
             and c.relkind = 'r'
     ),
     array['text'],
     'every staging column is text'
 );
 select columns_are(
-    'migration_stage', 'races',
+    'hrp_migration_stage', 'races',
     array[
         'id', 'race_name', 'race_date', 'track_name', 'race_type', 'distance', 'surface',
         'weather_conditions', 'created_at', 'updated_at'
@@ -66,29 +66,31 @@ select columns_are(
     'staging races has the SQLite columns'
 );
 
-insert into migration.runs (run_id, mode, source_path, source_timezone)
+insert into hrp_migration.runs (run_id, mode, source_path, source_timezone)
 overriding system value values (-1, 'full', 'pgtap.sqlite', 'UTC');
 select throws_ok(
-    $$insert into migration.run_tables
+    $$insert into hrp_migration.run_tables
       (run_id, table_name, source_rows, migrated_rows, quarantined_rows)
       values (-1, 'races', 10, 8, 1)$$,
     '23514', null,
     'run_tables refuses a row where source <> migrated + quarantined'
 );
 select lives_ok(
-    $$insert into migration.run_tables
+    $$insert into hrp_migration.run_tables
       (run_id, table_name, source_rows, migrated_rows, quarantined_rows)
       values (-1, 'races', 10, 9, 1)$$,
     'run_tables accepts source = migrated + quarantined'
 );
 select throws_ok(
-    $$insert into migration.runs (mode, source_path, source_timezone)
+    $$insert into hrp_migration.runs (mode, source_path, source_timezone)
       values ('sideways', 'x', 'UTC')$$,
     '23514', null,
     'runs.mode is full or incremental'
 );
 select isnt(
-    obj_description('migration.quarantine'::regclass, 'pg_class'), null, 'quarantine has a comment'
+    obj_description('hrp_migration.quarantine'::regclass, 'pg_class'),
+    null,
+    'quarantine has a comment'
 );
 
 select * from finish();

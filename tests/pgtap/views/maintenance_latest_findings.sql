@@ -5,29 +5,32 @@ begin;
 create extension if not exists pgtap;
 select plan(3);
 
-select has_view('maintenance', 'latest_findings', 'view maintenance.latest_findings exists');
+select has_view(
+    'hrp_maintenance', 'latest_findings',
+    'view hrp_maintenance.latest_findings exists'
+);
 
-insert into maintenance.runs (job, started_at, finished_at)
+insert into hrp_maintenance.runs (job, started_at, finished_at)
 values
 ('pgtap_a', '2000-01-01', '2000-01-01'),
 ('pgtap_a', '2000-02-01', '2000-02-01'),
 ('pgtap_a', '2000-03-01', null),
 ('pgtap_b', '2000-01-15', '2000-01-15');
-insert into maintenance.findings (run_id, kind, object)
+insert into hrp_maintenance.findings (run_id, kind, object)
 select
     r.run_id,
     'table_size',
     r.job || ' ' || r.started_at::date
-from maintenance.runs as r
+from hrp_maintenance.runs as r
 where r.job like 'pgtap\_%';
 
 select set_eq(
-    $$select job, object from maintenance.latest_findings where job like 'pgtap\_%'$$,
+    $$select job, object from hrp_maintenance.latest_findings where job like 'pgtap\_%'$$,
     $$values ('pgtap_a', 'pgtap_a 2000-02-01'), ('pgtap_b', 'pgtap_b 2000-01-15')$$,
     'each job''s latest finished run: not older runs, not an unfinished one'
 );
 select isnt(
-    obj_description('maintenance.latest_findings'::regclass, 'pg_class'), null,
+    obj_description('hrp_maintenance.latest_findings'::regclass, 'pg_class'), null,
     'the view has a comment'
 );
 
