@@ -43,8 +43,35 @@ def _report_errors(kind, exc, traceback) -> None:
 
 sys.excepthook = _report_errors
 
+ns = Collection()
 
-@task(help={"dsn": "superuser URL naming the target database (created when missing); "
+
+def declare(collection: str | None = None, **options):
+    """@task, and its one registration: top level (`invoke NAME`) or in COLLECTION
+    (`invoke COLLECTION.NAME`); options go to invoke's @task (name, help, positional, ...)."""
+    def register(body):
+        made = task(**options)(body)
+        if collection is None:
+            ns.add_task(made)
+        else:
+            if collection not in ns.collections:
+                ns.add_collection(Collection(collection))
+            ns.collections[collection].add_task(made)
+        return made
+    return register
+
+
+def _quote(text: str) -> str:
+    import shlex
+
+    return shlex.quote(text)
+
+
+# -- The platform: the embedded cluster, deploy, apply, pgTAP, lint, tests (hrp_harness/deploy.py,
+# -- cluster.py, apply.py) ------------------------------------------------------------------------
+
+
+@declare(help={"dsn": "superuser URL naming the target database (created when missing); "
                    "default: the embedded cluster",
             "sqlite": "SQLite file of the HRP app to load after the schema (an explicit load: see "
                       "`invoke load`); default: the generated test-size sample, and only into a database "
@@ -76,7 +103,7 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
         print("deployed.")
 
 
-@task(help={"dsn": "superuser URL of the target database; default: the embedded cluster",
+@declare(help={"dsn": "superuser URL of the target database; default: the embedded cluster",
             "dry_run": "list what would run, run nothing"})
 def apply(c, dsn=None, dry_run=False):
     """Apply what is pending of deploy.plan (versioned once, repeatable when changed)."""
@@ -86,7 +113,7 @@ def apply(c, dsn=None, dry_run=False):
     run_apply(dsn or embedded_cluster().dsn(DATABASE), dry_run=dry_run)
 
 
-@task(help={"dsn": "superuser URL of a deployed database; default: the embedded cluster"})
+@declare(help={"dsn": "superuser URL of a deployed database; default: the embedded cluster"})
 def verify(c, dsn=None):
     """Run the pgTAP suite (tests/pgtap) with pg_prove against a deployed database."""
     from hrp_harness.deploy import DATABASE, embedded_cluster
@@ -98,7 +125,7 @@ def verify(c, dsn=None):
     sys.exit(result.exited)
 
 
-@task
+@declare()
 def lint(c):
     """sqlfluff (postgres dialect, .sqlfluff) over every SQL file of the project."""
     from hrp_harness.lint import lint_argv
@@ -109,7 +136,7 @@ def lint(c):
     sys.exit(result.exited)
 
 
-@task(help={"k": "only tests matching this pytest -k expression",
+@declare(help={"k": "only tests matching this pytest -k expression",
             "slow": "run only the `slow` tests: every chaos fault x 3 rounds at production timings"})
 def test(c, k=None, slow=False):
     """Run the test suite (pytest: pgTAP files, lint, harness integration tests; `slow` skipped,
@@ -120,7 +147,7 @@ def test(c, k=None, slow=False):
     sys.exit(result.exited)
 
 
-@task
+@declare()
 def status(c):
     """Show whether the embedded cluster runs, where, and what is applied."""
     from hrp_harness.deploy import status_lines
@@ -128,7 +155,7 @@ def status(c):
     print("\n".join(status_lines()))
 
 
-@task
+@declare()
 def start(c):
     """Start the embedded cluster and its PgBouncer (after `invoke stop`)."""
     from hrp_harness.deploy import embedded_cluster, start_pooler
@@ -139,7 +166,7 @@ def start(c):
     print(f"started on 127.0.0.1:{cluster.port}, PgBouncer on 127.0.0.1:{pooler.port}")
 
 
-@task
+@declare()
 def stop(c):
     """Stop the embedded cluster's PgBouncer (by pid), then the cluster (by its data directory)."""
     from hrp_harness.deploy import embedded_cluster
@@ -151,7 +178,7 @@ def stop(c):
     print("stopped" if cluster.initialized else "no embedded cluster")
 
 
-@task(name="install")
+@declare("conf", name="install")
 def conf_install(c):
     """Install conf/ into the embedded cluster's conf.d, then reload or restart as needed."""
     from hrp_harness.deploy import start_embedded
@@ -159,9 +186,9 @@ def conf_install(c):
     start_embedded()
 
 
-# -- SQLite -> PostgreSQL migration ------------------------------------------------------------
+# -- SQLite -> PostgreSQL migration (hrp_harness/migration/) -------------------------------------
 
-@task(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema, or any shape with --mapping)",
+@declare(help={"sqlite": "the HRP app's SQLite file (the spec's SQLite schema, or any shape with --mapping)",
             "dsn": "URL of the deployed target database; default: the embedded cluster's hrp_database",
             "incremental": "bring an already loaded target up to date (new, changed, deleted rows)",
             "max_quarantine": "abort and roll back when more than N rows would be quarantined",
@@ -184,7 +211,7 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
                  discard_target_changes=discard_target_changes, final=final, mapping=mapping)
 
 
-@task(help={"dsn": "superuser URL of the loaded target database; default: the embedded cluster's "
+@declare(help={"dsn": "superuser URL of the loaded target database; default: the embedded cluster's "
                    "hrp_database"})
 def cutover(c, dsn=None):
     """Mark the database live after its last load: the app owns the data, every later load is refused."""
@@ -195,7 +222,7 @@ def cutover(c, dsn=None):
     print(f"the database is live after load run {run}: every later load is refused")
 
 
-@task(help={"out": "SQLite file to write", "size": "test (spec's test size), production or 10x",
+@declare(help={"out": "SQLite file to write", "size": "test (spec's test size), production or 10x",
             "seed": "seed of the deterministic generator (default 1)",
             "shape": "spec (the spec's SQLite schema, default), sqlalchemy (its columns with SQLAlchemy's "
                      "declared types) or app (the app's 2025 schema: load it with --mapping "
@@ -211,79 +238,7 @@ def sample(c, out, size="test", seed=1, shape="spec"):
     print(f"wrote {path} ({size}, {shape} shape, seed {seed})")
 
 
-@task(name="migration", help={"size": "production (default), test, or 10x (5.6 M rows; also runs the "
-                                       "production-size load in the same rounds: the 10x / 1x ratio)",
-                               "seed": "generator seed",
-                               "repeat": "rounds of every phase, medians reported (default 3)"})
-def bench_migration(c, size="production", seed=1, repeat=3):
-    """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
-    from hrp_harness.bench_migration import run
-
-    run(size=size, seed=int(seed), repeat=int(repeat))
-
-
-@task(name="queries", help={"size": "production (default) or 10x (then the production size too, same run: "
-                                     "each query's 10x / 1x ratio)",
-                             "seconds": "how long the 50 concurrent users run per engine (default 10)",
-                             "seed": "seed of the sample and of the query parameters"})
-def bench_queries(c, size="production", seconds=10, seed=1):
-    """Benchmark: the app's queries on SQLite and PostgreSQL (and through PgBouncer) side by side, via
-    SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
-    from hrp_harness.bench_queries import run
-
-    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"),
-                 seed=inputs.non_negative_int(seed, "--seed"))
-    sys.exit(0 if result["postgres"]["targets_met"] else 1)
-
-
-@task(name="load", help={"scenario": "load (50 clients), stress (clients stepped up to the knee), spike "
-                                     "(10 -> 200 clients), endurance (default 10 min) or volume (10x size)",
-                         "seconds": "length of a run / step (defaults: load 60, stress 15 a step, spike 20 "
-                                    "a phase, volume 5 per query and size)",
-                         "minutes": "endurance: how long (default 10)",
-                         "seed": "seed of the sample"})
-def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
-    """Load scenarios with pgbench running the app's queries (custom scripts); a table and a last JSON
-    line. Exit 1: the scenario's target missed."""
-    from hrp_harness.bench_load import run
-
-    result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
-                 minutes=inputs.positive_number(minutes, "--minutes"),
-                 seed=inputs.non_negative_int(seed, "--seed"))
-    sys.exit(0 if result["targets_met"] else 1)
-
-
-@task(name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
-                                  "seed": "seed of the random query parameters"})
-def bench_partitioning(c, size="production", seed=1):
-    """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
-    from hrp_harness.bench_partitioning import run
-
-    run(size=size, seed=int(seed))
-
-
-@task(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
-            "from_": "superuser URL of the source database; default: the embedded hrp_database"})
-def anonymize(c, to, from_=None):
-    """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
-    from hrp_harness.anonymize import anonymize as run_anonymize
-
-    counts = run_anonymize(to, from_)
-    print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
-
-
-def _quote(text: str) -> str:
-    import shlex
-
-    return shlex.quote(text)
-
-
-ns = Collection(deploy, apply, verify, lint, test, status, start, stop, anonymize, load, cutover, sample)
-ns.add_collection(Collection("conf", conf_install))
-
-
-# -- HA cluster (Patroni + etcd) and backups (pgBackRest, pg_dump): hrp_harness/ha.py, backup.py,
-# -- logical.py. Issue 5.
+# -- High availability: the Patroni cluster over etcd (hrp_harness/ha.py, chaos.py) --------------
 
 def _json_out(data) -> None:
     import json
@@ -291,7 +246,7 @@ def _json_out(data) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-@task(name="up", help={"timings": "production (ttl 30, loop_wait 10, retry_timeout 10; default) "
+@declare("cluster", name="up", help={"timings": "production (ttl 30, loop_wait 10, retry_timeout 10; default) "
                                   "or drill (20 / 1 / 3)"})
 def cluster_up(c, timings="production"):
     """Start the local three-node Patroni cluster (node1, standby1 sync, standby2 reporting) over
@@ -303,7 +258,7 @@ def cluster_up(c, timings="production"):
     _json_out(bring_up(timings))
 
 
-@task(name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
+@declare("cluster", name="down", help={"wipe": "also delete STATE/ha (data, repository, secrets of the cluster)"})
 def cluster_down(c, wipe=False):
     """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory;
     stopped (frozen) processes are continued first."""
@@ -313,7 +268,7 @@ def cluster_down(c, wipe=False):
     print("stopped" + (" and wiped" if wipe else ""))
 
 
-@task(name="status")
+@declare("cluster", name="status")
 def cluster_status(c):
     """Members of the Patroni cluster (role, state, timeline, lag, tags, pids), what is unhealthy,
     last line JSON; exit 1 unless healthy (one leader, a sync standby, every member streaming)."""
@@ -324,7 +279,7 @@ def cluster_status(c):
     sys.exit(0 if status["healthy"] else 1)
 
 
-@task(name="drill", help={"timings": "drill (default: ttl 20 / loop_wait 1 / retry_timeout 3) or "
+@declare("cluster", name="drill", help={"timings": "drill (default: ttl 20 / loop_wait 1 / retry_timeout 3) or "
                                      "production"})
 def cluster_drill(c, timings="drill"):
     """Failover drill: write load, kill the primary's Patroni and postmaster, measure RTO and lost
@@ -337,7 +292,7 @@ def cluster_drill(c, timings="drill"):
     sys.exit(0 if result["targets_met"] else 1)
 
 
-@task(name="chaos", help={"fault": "kill-primary, freeze-primary, freeze-postmaster, kill-sync-standby, "
+@declare("cluster", name="chaos", help={"fault": "kill-primary, freeze-primary, freeze-postmaster, kill-sync-standby, "
                                    "stop-dcs or kill-dcs",
                           "rounds": "how many times (default 1)",
                           "timings": "production (default) or drill"})
@@ -351,7 +306,7 @@ def cluster_chaos(c, fault, rounds=1, timings="production"):
     sys.exit(0 if passed(summary) else 1)
 
 
-@task(name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
+@declare("cluster", name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
 def cluster_switchover(c, candidate=None):
     """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
     from hrp_harness.ha import HaCluster
@@ -359,7 +314,7 @@ def cluster_switchover(c, candidate=None):
     _json_out(HaCluster().switchover(candidate))
 
 
-@task(name="failover", help={"candidate": "member to promote (node1, standby1 or standby2)"})
+@declare("cluster", name="failover", help={"candidate": "member to promote (node1, standby1 or standby2)"})
 def cluster_failover(c, candidate):
     """Manual failover to CANDIDATE (patronictl failover; also without a healthy leader), waiting
     until the cluster is healthy. A candidate that is not the sync standby may lack commits."""
@@ -368,7 +323,7 @@ def cluster_failover(c, candidate):
     _json_out(HaCluster().failover(candidate))
 
 
-@task(name="member", positional=["action"],
+@declare("cluster", name="member", positional=["action"],
       help={"name": "node1, standby1 or standby2", "action": "start, stop, restart or reinit"})
 def cluster_member(c, name, action):
     """One member: start | stop | restart (PostgreSQL, through Patroni) | reinit (re-clone a replica
@@ -378,7 +333,7 @@ def cluster_member(c, name, action):
     _json_out(HaCluster().member(name, action))
 
 
-@task(name="pause")
+@declare("cluster", name="pause")
 def cluster_pause(c):
     """Maintenance mode: Patroni stops failing over and leaves PostgreSQL alone (patronictl pause)."""
     from hrp_harness.ha import HaCluster
@@ -386,13 +341,16 @@ def cluster_pause(c):
     _json_out(HaCluster().pause(True))
 
 
-@task(name="resume")
+@declare("cluster", name="resume")
 def cluster_resume(c):
     """End maintenance mode (patronictl resume)."""
     from hrp_harness.ha import HaCluster
 
     _json_out(HaCluster().pause(False))
 
+
+# -- Backups and copies: pgBackRest, PITR, encrypted pg_dump, anonymised copies (backup.py,
+# -- logical.py, anonymize.py) --------------------------------------------------------------------
 
 def _repository(ha: bool, need_running: bool = True):
     """The HA cluster's stanza, or the embedded cluster's, and a DSN of the source (None when it
@@ -410,44 +368,44 @@ def _repository(ha: bool, need_running: bool = True):
                                "(this task does not start it for you)")
         if not running:
             print("note: the HA cluster is stopped; using the repository alone", file=sys.stderr)
-        return None, cluster.repository, cluster.dsn() if running else None
+        return cluster.repository, cluster.dsn() if running else None
     from hrp_harness.backup import embedded
 
     cluster, repo = embedded(need_running=need_running)
     if not cluster.running:
         print("note: the embedded cluster is stopped; using the repository alone", file=sys.stderr)
-        return cluster, repo, None
-    return cluster, repo, cluster.dsn()
+        return repo, None
+    return repo, cluster.dsn()
 
 
 _HA_HELP = "the Patroni cluster's stanza instead of the embedded cluster's"
 
 
-@task(name="run", default=True, help={"type": "full, diff or incr", "ha": _HA_HELP})
+@declare("backup", name="run", default=True, help={"type": "full, diff or incr", "ha": _HA_HELP})
 def backup_run(c, type="full", ha=False):
     """Back up with pgBackRest into the encrypted repository (STATE/backup), then expire per the
     retention (full backups 30 days, WAL 7 full backups)."""
-    _, repo, _ = _repository(ha)
+    repo, _ = _repository(ha)
     entry = repo.backup(type)
     print(f"{entry['type']} backup {entry['label']}: {entry['info']['size']} bytes, "
           f"{entry['info']['repository']['size']} in the repository")
 
 
-@task(name="info", help={"ha": _HA_HELP})
+@declare("backup", name="info", help={"ha": _HA_HELP})
 def backup_info(c, ha=False):
     """The repository's backups and WAL archive range (pgbackrest info); never starts the cluster."""
-    _, repo, _ = _repository(ha, need_running=False)
+    repo, _ = _repository(ha, need_running=False)
     print(repo.run("info").stdout)
 
 
-@task(name="expire", help={"ha": _HA_HELP})
+@declare("backup", name="expire", help={"ha": _HA_HELP})
 def backup_expire(c, ha=False):
     """Apply the retention now (a backup also does); never starts the cluster."""
-    _, repo, _ = _repository(ha, need_running=False)
+    repo, _ = _repository(ha, need_running=False)
     repo.expire()
 
 
-@task(name="verify", help={"ha": _HA_HELP, "database": "database(s) to compare; default hrp_database",
+@declare("backup", name="verify", help={"ha": _HA_HELP, "database": "database(s) to compare; default hrp_database",
                            "keep": "keep the restored copy (stopped) for inspection"},
       iterable=["database"])
 def backup_verify(c, ha=False, database=None, keep=False):
@@ -456,11 +414,11 @@ def backup_verify(c, ha=False, database=None, keep=False):
     from hrp_harness.backup import verify
     from hrp_harness.deploy import DATABASE
 
-    _, repo, dsn = _repository(ha)
+    repo, dsn = _repository(ha)
     _json_out(verify(repo, dsn, database or [DATABASE], keep=keep))
 
 
-@task(name="logical", help={"ha": "dump from the Patroni cluster's primary",
+@declare("backup", name="logical", help={"ha": "dump from the Patroni cluster's primary",
                             "database": "database to dump (default hrp_database)",
                             "keep_days": "delete dumps older than this (default 30)"})
 def backup_logical(c, ha=False, database=None, keep_days=30):
@@ -468,13 +426,13 @@ def backup_logical(c, ha=False, database=None, keep_days=30):
     from hrp_harness import logical
     from hrp_harness.deploy import DATABASE
 
-    _, _, dsn = _repository(ha)
+    _, dsn = _repository(ha)
     path = logical.dump(dsn, database or DATABASE)
     deleted = logical.rotate(keep_days=int(keep_days))
     print(f"wrote {path}" + (f"; rotated out {len(deleted)} old dump(s)" if deleted else ""))
 
 
-@task(name="logical-restore", help={"file": "a .pgdump.enc file", "dsn": "target database (empty)"})
+@declare("backup", name="logical-restore", help={"file": "a .pgdump.enc file", "dsn": "target database (empty)"})
 def backup_logical_restore(c, file, dsn):
     """Decrypt a logical backup and pg_restore it into an empty database."""
     from hrp_harness import logical
@@ -483,7 +441,7 @@ def backup_logical_restore(c, file, dsn):
     print(f"restored {file}")
 
 
-@task(help={"target_time": "recover to this time, e.g. '2026-11-24 11:30:00+00' (default: end of "
+@declare(help={"target_time": "recover to this time, e.g. '2026-11-24 11:30:00+00' (default: end of "
                            "the archive)",
             "to": "new directory: the copy's data goes to TO/data, sockets to TO/run",
             "ha": _HA_HELP, "start": "start the copy on a free port and print how to connect"})
@@ -496,34 +454,35 @@ def restore(c, to, target_time=None, ha=False, start=False):
     from hrp_harness.server_user import as_server_user
 
     check_restore_target(Path(to).resolve())  # before anything, the cluster included
-    _, repo, dsn = _repository(ha, need_running=False)
+    repo, dsn = _repository(ha, need_running=False)
     copy = restore_copy(repo, to, target_time=target_time, start=start, source_dsn=dsn)
     if copy is not None:
         print(f"started on 127.0.0.1:{copy.port}; connect: psql '{copy.dsn()}'\n"
               f"stop: {shlex.join(as_server_user(copy.pg_ctl('stop')))}")
 
 
-@task(name="check", help={"ha": _HA_HELP, "max_age_hours": "the newest backup may be at most this old "
+@declare("backup", name="check", help={"ha": _HA_HELP, "max_age_hours": "the newest backup may be at most this old "
                                                             "(default 26, the backup alert's threshold)"})
 def backup_check(c, ha=False, max_age_hours=26):
     """Daily backup verification (a systemd timer, conf/systemd): archiving works (pgbackrest
     check), the repository is intact (pgbackrest verify), the newest backup is recent enough."""
     from hrp_harness.maintenance import check_backups
 
-    _, repo, _ = _repository(ha)
+    repo, _ = _repository(ha)
     _json_out(check_backups(repo, float(max_age_hours)))
 
 
-ns.add_collection(Collection("cluster", cluster_up, cluster_down, cluster_status, cluster_drill,
-                             cluster_chaos, cluster_switchover, cluster_failover, cluster_member,
-                             cluster_pause, cluster_resume))
-ns.add_collection(Collection("backup", backup_run, backup_info, backup_expire, backup_verify,
-                             backup_check, backup_logical, backup_logical_restore))
-ns.add_task(restore)
-ns.add_collection(Collection("bench", bench_migration, bench_partitioning, bench_queries, bench_load))
+@declare(help={"to": "superuser URL of the database to copy into (created when missing; must be empty)",
+            "from_": "superuser URL of the source database; default: the embedded hrp_database"})
+def anonymize(c, to, from_=None):
+    """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
+    from hrp_harness.anonymize import anonymize as run_anonymize
+
+    counts = run_anonymize(to, from_)
+    print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
 
 
-# -- Routine maintenance (pg_cron jobs, pg_repack, the schedule): hrp_harness/maintenance.py.
+# -- Routine maintenance: pg_cron jobs, pg_repack, the schedule (hrp_harness/maintenance.py) -----
 
 _DSN_HELP = "superuser URL of the database; default: the embedded cluster's hrp_database"
 
@@ -540,7 +499,7 @@ def _maintenance_target(dsn):
     return cluster.dsn(DATABASE)
 
 
-@task(name="run", help={"job": "the job's name in cron.job (daily_vacuum_analyze@hrp_database) or in "
+@declare("maintenance", name="run", help={"job": "the job's name in cron.job (daily_vacuum_analyze@hrp_database) or in "
                                "hrp_maintenance.schedule (daily_vacuum_analyze)", "dsn": _DSN_HELP})
 def maintenance_run(c, job, dsn=None):
     """Run a maintenance job now, as pg_cron would (one transaction); print its run and findings."""
@@ -554,7 +513,7 @@ def maintenance_run(c, job, dsn=None):
                                      for at, kind, obj, fig in done.findings])))
 
 
-@task(name="report", help={"kind": "only findings of this kind (unused_index, table_bloat, "
+@declare("maintenance", name="report", help={"kind": "only findings of this kind (unused_index, table_bloat, "
                                    "slow_statement, disk_usage, ...)", "dsn": _DSN_HELP})
 def maintenance_report(c, kind=None, dsn=None):
     """The findings of each maintenance job's latest run, as a table."""
@@ -563,7 +522,7 @@ def maintenance_report(c, kind=None, dsn=None):
     print("\n".join(report(_maintenance_target(dsn), kind)))
 
 
-@task(name="window", help={"dsn": _DSN_HELP})
+@declare("maintenance", name="window", help={"dsn": _DSN_HELP})
 def maintenance_window(c, dsn=None):
     """What runs when (UTC): pg_cron jobs, systemd timers, the spec's monthly window for heavy work."""
     from hrp_harness.maintenance import window
@@ -571,7 +530,7 @@ def maintenance_window(c, dsn=None):
     print("\n".join(window(_maintenance_target(dsn))))
 
 
-@task(name="repack", help={"table": "the table to rebuild (default: every table and index with 20 % "
+@declare("maintenance", name="repack", help={"table": "the table to rebuild (default: every table and index with 20 % "
                                     "and 1 MB reclaimable)", "dsn": _DSN_HELP})
 def maintenance_repack(c, table=None, dsn=None):
     """Rebuild bloated tables and indexes online with pg_repack (reads and writes go on)."""
@@ -582,13 +541,9 @@ def maintenance_repack(c, table=None, dsn=None):
               f"{done.bytes_after / 2**20:.1f} MB in {done.seconds:.1f} s")
 
 
-ns.add_collection(Collection("maintenance", maintenance_run, maintenance_report, maintenance_window,
-                             maintenance_repack))
+# -- Monitoring and alerting (hrp_harness/monitor.py, conf/monitoring/) ------------------------
 
-
-# -- Monitoring and alerting (issue 14): hrp_harness/monitor.py, conf/monitoring/ ---------------
-
-@task(name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
+@declare("monitor", name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
                              "one"})
 def monitor_up(c, ha=False):
     """(Re)start the monitoring stack on free 127.0.0.1 ports: postgres_exporter (as hrp_monitor),
@@ -604,7 +559,7 @@ def monitor_up(c, ha=False):
     print(json.dumps(urls))
 
 
-@task(name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
+@declare("monitor", name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
 def monitor_down(c, wipe=False):
     """Stop the monitoring stack (each process by its pid)."""
     from hrp_harness.monitor import Stack
@@ -617,7 +572,7 @@ def monitor_down(c, wipe=False):
     print("monitoring stopped" + (" and wiped" if wipe else ""))
 
 
-@task(name="status")
+@declare("monitor", name="status")
 def monitor_status(c):
     """The stack's processes, Prometheus's targets and the alerts firing now."""
     from hrp_harness.monitor import Stack
@@ -625,12 +580,9 @@ def monitor_status(c):
     print("\n".join(Stack().status()))
 
 
-ns.add_collection(Collection("monitor", monitor_up, monitor_down, monitor_status))
+# -- Log management (hrp_harness/logs.py, conf/log-retention.conf) -----------------------------
 
-
-# -- Log management (issue 14): hrp_harness/logs.py, conf/log-retention.conf --------------------
-
-@task(name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
+@declare("report", name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
                                  "days": "how many days of log (default 7: the weekly report)",
                                  "out": "HTML file to write (default reports/slow-queries-<date>.html)"})
 def report_slow_queries(c, ha=False, days=7, out=None):
@@ -642,7 +594,7 @@ def report_slow_queries(c, ha=False, days=7, out=None):
     print(f"wrote {path}")
 
 
-@task(name="retain", help={"ha": "the Patroni members' logs instead of the embedded cluster's"})
+@declare("logs", name="retain", help={"ha": "the Patroni members' logs instead of the embedded cluster's"})
 def logs_retain(c, ha=False):
     """Apply conf/log-retention.conf (daily): copy the audit and performance entries of closed
     server logs into the archive (HRP_LOG_ARCHIVE_DIR or STATE/log-archive), then delete logs
@@ -655,5 +607,54 @@ def logs_retain(c, ha=False):
           "archive(s) or report(s)")
 
 
-ns.add_collection(Collection("report", report_slow_queries))
-ns.add_collection(Collection("logs", logs_retain))
+# -- Benchmarks: each on throwaway clusters it creates (hrp_harness/bench_*.py) ---------------
+
+@declare("bench", name="migration", help={"size": "production (default), test, or 10x (5.6 M rows; also runs the "
+                                       "production-size load in the same rounds: the 10x / 1x ratio)",
+                               "seed": "generator seed",
+                               "repeat": "rounds of every phase, medians reported (default 3)"})
+def bench_migration(c, size="production", seed=1, repeat=3):
+    """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
+    from hrp_harness.bench_migration import run
+
+    run(size=size, seed=int(seed), repeat=int(repeat))
+
+
+@declare("bench", name="queries", help={"size": "production (default) or 10x (then the production size too, same run: "
+                                     "each query's 10x / 1x ratio)",
+                             "seconds": "how long the 50 concurrent users run per engine (default 10)",
+                             "seed": "seed of the sample and of the query parameters"})
+def bench_queries(c, size="production", seconds=10, seed=1):
+    """Benchmark: the app's queries on SQLite and PostgreSQL (and through PgBouncer) side by side, via
+    SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
+    from hrp_harness.bench_queries import run
+
+    result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
+    sys.exit(0 if result["postgres"]["targets_met"] else 1)
+
+
+@declare("bench", name="load", help={"scenario": "load (50 clients), stress (clients stepped up to the knee), spike "
+                                     "(10 -> 200 clients), endurance (default 10 min) or volume (10x size)",
+                         "seconds": "length of a run / step (defaults: load 60, stress 15 a step, spike 20 "
+                                    "a phase, volume 5 per query and size)",
+                         "minutes": "endurance: how long (default 10)",
+                         "seed": "seed of the sample"})
+def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
+    """Load scenarios with pgbench running the app's queries (custom scripts); a table and a last JSON
+    line. Exit 1: the scenario's target missed."""
+    from hrp_harness.bench_load import run
+
+    result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
+                 minutes=inputs.positive_number(minutes, "--minutes"),
+                 seed=inputs.non_negative_int(seed, "--seed"))
+    sys.exit(0 if result["targets_met"] else 1)
+
+
+@declare("bench", name="partitioning", help={"size": "production (default: the spec's 500,000 predictions) or 10x",
+                                  "seed": "seed of the random query parameters"})
+def bench_partitioning(c, size="production", seed=1):
+    """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
+    from hrp_harness.bench_partitioning import run
+
+    run(size=size, seed=int(seed))
