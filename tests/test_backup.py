@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 
 from hrp_harness import logical
 from hrp_harness.backup import (BackupError, cluster_repository, compare, enable_archiving,

@@ -7,7 +7,7 @@ import socket
 import psycopg
 import pytest
 
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 from hrp_harness import HarnessError
 from hrp_harness.cluster import Cluster, render
 from hrp_harness.paths import CONF

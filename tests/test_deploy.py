@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import HarnessError
 from hrp_harness.apply import read_plan
 from hrp_harness.cluster import Cluster

@@ -18,7 +18,7 @@ import time
 import psutil
 import psycopg
 import pytest
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 
 from hrp_harness import procs
 from hrp_harness.apply import read_plan
@@ -187,7 +187,7 @@ def test_a_taken_port_is_named_not_waited_for(tmp_path, monkeypatch):
 
 
 def test_members_enforce_the_project_pg_hba(ha_cluster):
-    from conftest import TEST_PASSWORDS
+    from helpers import TEST_PASSWORDS
     from psycopg.conninfo import make_conninfo
 
     port = ha_cluster.pg_port(ha_cluster.leader())

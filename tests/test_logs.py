@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import APP_DATABASE
 from hrp_harness.logs import DAY, Retention, entries, retain

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import APP_DATABASE
 from hrp_harness.monitor import (MONITOR_CONF, PgTarget, Stack, Targets, Timing, exporter_env,
                                  rules_text)

@@ -15,7 +15,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 from hrp_harness.deploy import DATABASE
 from hrp_harness.ha import TIMINGS, HaCluster
 from hrp_harness.monitor import MONITOR_CONF, Stack, api, ha_targets, wait_for_alert

@@ -25,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import Cluster, free_port
 from hrp_harness.deploy import DATABASE, deploy, embedded_cluster
 from hrp_harness.monitor import (MONITOR_CONF, WEBHOOK_ENV, Stack, Timing, api, embedded_targets,

@@ -10,7 +10,7 @@ import stat
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import APP_DATABASE
 from hrp_harness.passwords import ROLE_ENV, ensure_role_passwords, role_passwords, set_passwords

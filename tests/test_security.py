@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import APP_DATABASE
 from hrp_harness.deploy import deploy

@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import APP_DATABASE, Cluster
 from hrp_harness.deploy import deploy
 from hrp_harness.paths import REPO

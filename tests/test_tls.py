@@ -39,7 +39,7 @@ def test_generated_server_certificate_is_for_loopback_and_signed_by_the_ca(pg_cl
 
 def test_real_certificates_from_the_environment_are_installed_and_served(
         pg_cluster, app_database, tmp_path, monkeypatch):
-    from conftest import TEST_PASSWORDS
+    from helpers import TEST_PASSWORDS
 
     real = tmp_path / "real"
     real.mkdir()
