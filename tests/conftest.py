@@ -1,6 +1,9 @@
 """Shared fixtures: one throwaway PostgreSQL 15 cluster per test session (the harness's own
 Cluster, so the tests exercise it), a template database with deploy.plan applied, and a fresh
-clone of it per test (pytest-postgresql's DatabaseJanitor: CREATE DATABASE ... TEMPLATE)."""
+clone of it per test (pytest-postgresql's DatabaseJanitor: CREATE DATABASE ... TEMPLATE).
+
+And the tiers' guard: every test carries exactly one tier marker (pytest.ini's `unit`, `cluster`,
+`ha`), and no `unit` test reaches the session cluster, so `pytest -m unit` never starts a server."""
 
 from __future__ import annotations
 
@@ -13,6 +16,25 @@ from helpers import TEST_PASSWORDS, clone, janitor, new_cluster_base
 from hrp_harness.apply import apply
 from hrp_harness.cluster import APP_DATABASE, Cluster
 from hrp_harness.passwords import ROLE_ENV
+
+#: pytest.ini's tiers: each test is in exactly one (`slow` comes on top of one).
+TIERS = ("unit", "cluster", "ha")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """Refuse the run when a test has no tier marker, two of them, or is `unit` and uses the cluster."""
+    problems = []
+    for item in items:  # before -m deselects: `pytest -m unit` refuses an unmarked cluster test too
+        tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
+        if len(tiers) != 1:
+            problems.append(f"{item.nodeid}: {'tiers ' + ', '.join(tiers) if tiers else 'no tier marker'}"
+                            f" (mark it with exactly one of {', '.join(TIERS)})")
+        elif tiers == ["unit"] and "pg_cluster" in getattr(item, "fixturenames", ()):
+            problems.append(f"{item.nodeid}: marked unit but uses the session cluster (pg_cluster):"
+                            " mark it cluster")
+    if problems:
+        raise pytest.UsageError("tests without one tier marker:\n  " + "\n  ".join(problems))
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -15,6 +15,8 @@ from hrp_harness import HarnessError
 from hrp_harness.anonymize import anonymize
 from hrp_harness.paths import REPO
 
+pytestmark = pytest.mark.cluster
+
 TABLES = ("races", "horses", "predictions", "users", "api_credentials")
 PII = {"users": ("username", "email", "password_hash", "first_name", "last_name"),
        "api_credentials": ("api_key", "api_secret")}

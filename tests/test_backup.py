@@ -24,6 +24,8 @@ from hrp_harness.cluster import Cluster
 from hrp_harness.deploy import DATABASE, deploy
 from hrp_harness.paths import REPO
 
+pytestmark = pytest.mark.cluster
+
 SECRET = "test-backup-passphrase"
 ADD_RACES = ("insert into public.races (race_name, race_date) "
              "select %s || g, date '2026-01-01' + g from generate_series(1, %s) as g")

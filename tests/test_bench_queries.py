@@ -37,6 +37,7 @@ def loaded(pg_cluster, schema_template, tmp_path_factory):
         database.drop()
 
 
+@pytest.mark.unit
 def test_every_query_has_both_texts():
     queries = read_queries()
     assert set(queries) == {*READS, WRITE}
@@ -45,6 +46,7 @@ def test_every_query_has_both_texts():
         assert "--" not in texts["postgres"] and not texts["postgres"].endswith(";")
 
 
+@pytest.mark.cluster
 def test_no_plan_scans_predictions_sequentially(loaded):
     _, dsn = loaded
     engine = postgres_engine(dsn)
@@ -59,6 +61,7 @@ def test_no_plan_scans_predictions_sequentially(loaded):
             assert any("on predictions using" in s for s in check.scans), check.summary
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("name", READS)
 def test_sqlite_and_postgres_return_the_same_rows(loaded, name):
     source, dsn = loaded
@@ -92,6 +95,7 @@ def test_sqlite_and_postgres_return_the_same_rows(loaded, name):
         lite.dispose()
 
 
+@pytest.mark.cluster
 def test_pgbench_scripts_run(loaded, tmp_path):
     _, dsn = loaded
     scripts = pgbench_scripts(tmp_path / "scripts")

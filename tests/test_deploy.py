@@ -43,6 +43,7 @@ def state_dir():
     shutil.rmtree(base, ignore_errors=True)  # the sample, secrets and load logs deploy left there
 
 
+@pytest.mark.cluster
 def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
     first = invoke("deploy", state=state_dir)
     assert first.returncode == 0, first.stderr
@@ -131,6 +132,7 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
 HOSTILE = 'hrp "db"; drop database postgres; --'
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_creates_a_hostile_named_database_and_changes_nothing_else(pg_cluster):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         before = conn.execute("select datname from pg_database order by 1").fetchall()
@@ -145,6 +147,7 @@ def test_deploy_dsn_creates_a_hostile_named_database_and_changes_nothing_else(pg
         conn.execute(sql.SQL("drop database {}").format(sql.Identifier(HOSTILE)))
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_over_tcp_with_password_url(pg_cluster):
     password = "p@ss w'rd;\"x"
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
@@ -163,6 +166,7 @@ def test_deploy_dsn_over_tcp_with_password_url(pg_cluster):
             conn.execute("drop role hrp_test_admin")
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_refuses_a_non_superuser(pg_cluster):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute("create role hrp_test_plain login password 'plain-pw-1'")
@@ -175,6 +179,7 @@ def test_deploy_dsn_refuses_a_non_superuser(pg_cluster):
             conn.execute("drop role hrp_test_plain")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("url, error", [
     ("postgresql://postgres@127.0.0.1:1/hrp_database?connect_timeout=2",
      "cannot connect to PostgreSQL at 127.0.0.1:1"),
@@ -186,6 +191,7 @@ def test_deploy_dsn_bad_targets_are_clear_errors(url, error):
         deploy(url, echo=quiet)
 
 
+@pytest.mark.unit
 def test_cli_reports_errors_without_traceback(tmp_path):
     done = invoke("deploy", "--dsn", "postgresql://postgres@127.0.0.1:1/x?connect_timeout=2",
                   state=tmp_path)

@@ -28,6 +28,8 @@ from hrp_harness.ha import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
 from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
 from hrp_harness.paths import REPO
 
+pytestmark = pytest.mark.ha
+
 
 @pytest.fixture(scope="module")
 def ha_cluster():

@@ -2,8 +2,12 @@
 
 import subprocess
 
+import pytest
+
 from hrp_harness.lint import lint_argv
 from hrp_harness.paths import REPO
+
+pytestmark = pytest.mark.unit
 
 
 def test_sqlfluff_is_clean():

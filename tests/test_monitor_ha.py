@@ -22,7 +22,7 @@ from hrp_harness.monitor import MONITOR_CONF, Stack, api, ha_targets, wait_for_a
 from hrp_harness.paths import REPO
 from test_monitor_live import FAST, quiet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.ha, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,8 @@ from hrp_harness.monitor import (MONITOR_CONF, WEBHOOK_ENV, Stack, Timing, api, 
 from hrp_harness.paths import REPO, pgbin
 from hrp_harness.server_user import make_server_dir, run_as_server
 
+pytestmark = pytest.mark.cluster
+
 #: Short intervals for the test only: scrape every 3 s (the exporter's queries stay well within
 #: the scrape timeout on a busy machine), evaluate every second, every `for:` 2 s, Alertmanager
 #: notifies at once.
