@@ -18,8 +18,8 @@ import time
 import psutil
 import psycopg
 import pytest
-from helpers import TEST_PASSWORDS, new_cluster_base
 
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import procs
 from hrp_harness.apply import read_plan
 from hrp_harness.chaos import FAULTS, run_chaos

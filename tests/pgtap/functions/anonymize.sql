@@ -4,7 +4,9 @@
 -- undo, so its behaviour is tested by tests/test_anonymize.py on a throwaway copy instead.
 -- Safe against a loaded database: fixtures are named 'pgtap ...' and rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(17);
 
 select has_schema('hrp_anonymize', 'schema hrp_anonymize exists');
