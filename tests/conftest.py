@@ -22,6 +22,13 @@ TIERS = ("unit", "cluster", "ha")
 
 
 @pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """With -s (`./hrp test --slow` prints the chaos tables) the run stays in this one process."""
+    if config.getoption("capture") == "no":  # xdist's workers would swallow what the tests print
+        config.option.numprocesses = 0
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     """Refuse the run when a test has no tier marker, two of them, or is `unit` and uses the cluster."""
     problems = []
