@@ -70,7 +70,8 @@ def test_a_positive_number(value, number):
 @pytest.mark.parametrize("value, message", [
     ("ten", "--seconds must be a number, not 'ten'"), (None, "--seconds must be a number, not None"),
     ("0", "--seconds must be a positive number, not '0'"), (-1, "--seconds must be a positive number, not -1"),
-    ("nan", "--seconds must be a positive number, not 'nan'"), ("inf", "--seconds must be a positive number, not 'inf'"),
+    ("nan", "--seconds must be a positive number, not 'nan'"),
+    ("inf", "--seconds must be a positive number, not 'inf'"),
 ])
 def test_anything_else_is_refused_as_a_positive_number(value, message):
     with pytest.raises(HarnessError) as refused:
