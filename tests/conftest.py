@@ -30,7 +30,7 @@ def pytest_cmdline_main(config):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Refuse the run when a test has no tier marker, two of them, or is `unit` and uses the cluster."""
+    """Refuse a test without exactly one tier, or `unit` using the cluster; the `ha` tests first."""
     problems = []
     for item in items:  # before -m deselects: `pytest -m unit` refuses an unmarked cluster test too
         tiers = sorted({mark.name for mark in item.iter_markers() if mark.name in TIERS})
@@ -42,6 +42,9 @@ def pytest_collection_modifyitems(config, items):
                             " mark it cluster")
     if problems:
         raise pytest.UsageError("tests without one tier marker:\n  " + "\n  ".join(problems))
+    # the Patroni module is the suite's longest file, mostly waiting: first, so that an xdist worker
+    # starts on it at once while the others take the rest
+    items.sort(key=lambda item: item.get_closest_marker("ha") is None)
 
 
 @pytest.fixture(scope="session", autouse=True)
