@@ -15,6 +15,8 @@ from hrp_harness import HarnessError
 from hrp_harness.anonymize import anonymize
 from hrp_harness.paths import REPO
 
+pytestmark = pytest.mark.cluster
+
 TABLES = ("races", "horses", "predictions", "users", "api_credentials")
 PII = {"users": ("username", "email", "password_hash", "first_name", "last_name"),
        "api_credentials": ("api_key", "api_secret")}
@@ -139,7 +141,7 @@ def test_a_table_without_an_anonymising_view_is_never_copied(source, targets):
 
 
 def test_a_source_the_url_role_cannot_read_is_a_clear_error(pg_cluster, app_database, targets):
-    from conftest import TEST_PASSWORDS
+    from helpers import TEST_PASSWORDS
 
     # hrp_app may connect to hrp_database (the only one pg_hba lets it reach), not read hrp_anonymize
     as_app = psycopg.conninfo.make_conninfo(app_database, user="hrp_app", password=TEST_PASSWORDS["hrp_app"])

@@ -23,6 +23,7 @@ def quiet(*_args):
     pass
 
 
+@pytest.mark.cluster
 def test_first_apply_runs_every_file_in_plan_order_and_records_it(empty_db):
     lines = []
     steps = apply(empty_db, echo=lines.append)
@@ -33,6 +34,7 @@ def test_first_apply_runs_every_file_in_plan_order_and_records_it(empty_db):
     assert lines[-1] == f"apply: {len(steps)} file(s) applied"
 
 
+@pytest.mark.cluster
 def test_second_apply_applies_nothing(schema_db):
     before = ledger(schema_db)
     lines = []
@@ -41,6 +43,7 @@ def test_second_apply_applies_nothing(schema_db):
     assert ledger(schema_db) == before
 
 
+@pytest.mark.cluster
 def test_changed_versioned_file_is_refused_naming_it(schema_db):
     with psycopg.connect(schema_db) as conn:
         conn.execute("update hrp_deploy.ledger set sha256 = repeat('0', 64)"
@@ -49,6 +52,7 @@ def test_changed_versioned_file_is_refused_naming_it(schema_db):
         apply(schema_db, echo=quiet)
 
 
+@pytest.mark.cluster
 def test_changed_repeatable_file_is_reapplied(schema_db):
     with psycopg.connect(schema_db) as conn:
         conn.execute("update hrp_deploy.ledger set sha256 = repeat('0', 64)"
@@ -67,6 +71,7 @@ def test_changed_repeatable_file_is_reapplied(schema_db):
         assert owner == "hrp_owner"
 
 
+@pytest.mark.cluster
 def test_dry_run_lists_and_changes_nothing(empty_db):
     lines = []
     steps = apply(empty_db, dry_run=True, echo=lines.append)
@@ -87,6 +92,7 @@ def scratch_plan(tmp_path: Path) -> Path:
     return tmp_path / PLAN.name
 
 
+@pytest.mark.cluster
 def test_failing_file_rolls_back_alone_and_names_file_and_line(empty_db, scratch_plan):
     broken = scratch_plan.parent / "schema" / "0004_predictions.sql"
     broken.write_text(broken.read_text() + "\nselect 1 / 0;\n")
@@ -106,6 +112,7 @@ def test_failing_file_rolls_back_alone_and_names_file_and_line(empty_db, scratch
     assert steps[0].entry.path == "schema/0004_predictions.sql"
 
 
+@pytest.mark.cluster
 def test_no_transaction_file_runs_outside_a_transaction(empty_db, scratch_plan):
     concurrently = scratch_plan.parent / "schema" / "0099_concurrent_index.sql"
     concurrently.write_text(
@@ -120,6 +127,7 @@ def test_no_transaction_file_runs_outside_a_transaction(empty_db, scratch_plan):
     assert "schema/0099_concurrent_index.sql" in ledger(empty_db)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("line, error", [
     ("migrate schema/0001_enums.sql", "expected 'versioned PATH' or 'repeatable PATH'"),
     ("versioned schema/nope.sql", "schema/nope.sql does not exist"),
@@ -133,6 +141,7 @@ def test_bad_plan_lines_are_refused_with_their_line_number(scratch_plan, line, e
         read_plan(scratch_plan)
 
 
+@pytest.mark.unit
 def test_wrong_target_is_a_clear_error():
     with pytest.raises(HarnessError, match="cannot connect to the target database"):
         apply("host=127.0.0.1 port=1 dbname=nowhere connect_timeout=2", echo=quiet)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta, timezone
 
 import psycopg
 import pytest
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 
 from hrp_harness import logical
 from hrp_harness.backup import (BackupError, cluster_repository, compare, enable_archiving,
@@ -23,6 +23,8 @@ from hrp_harness.backup import (BackupError, cluster_repository, compare, enable
 from hrp_harness.cluster import Cluster
 from hrp_harness.deploy import DATABASE, deploy
 from hrp_harness.paths import REPO
+
+pytestmark = pytest.mark.cluster
 
 SECRET = "test-backup-passphrase"
 ADD_RACES = ("insert into public.races (race_name, race_date) "

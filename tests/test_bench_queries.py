@@ -13,6 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import text
 
+from helpers import janitor
 from hrp_harness import migration, sample
 from hrp_harness.app_engine import postgres_engine, sqlite_engine
 from hrp_harness.bench_load import KEYS_SQL, app_mix, pgbench_scripts
@@ -23,14 +24,9 @@ from hrp_harness.paths import pgbin
 @pytest.fixture(scope="module")
 def loaded(pg_cluster, schema_template, tmp_path_factory):
     """The test-size sample as a SQLite file and loaded into a clone of the schema (ANALYZEd)."""
-    from pytest_postgresql.janitor import DatabaseJanitor
-
-    from hrp_harness.cluster import SUPERUSER
-
     source = sample.generate(tmp_path_factory.mktemp("bench") / "sample.sqlite", "test", 1)
-    janitor = DatabaseJanitor(user=SUPERUSER, host=str(pg_cluster.socket_dir), port=pg_cluster.port,
-                              dbname="hrp_bench_queries", template_dbname=schema_template)
-    janitor.init()
+    database = janitor(pg_cluster, "hrp_bench_queries", schema_template)
+    database.init()
     dsn = pg_cluster.dsn("hrp_bench_queries")
     try:
         migration.load(source, dsn, quiet=True, report_path=source.with_suffix(".json"))
@@ -38,9 +34,10 @@ def loaded(pg_cluster, schema_template, tmp_path_factory):
             conn.execute("vacuum (analyze)")
         yield source, dsn
     finally:
-        janitor.drop()
+        database.drop()
 
 
+@pytest.mark.unit
 def test_every_query_has_both_texts():
     queries = read_queries()
     assert set(queries) == {*READS, WRITE}
@@ -49,6 +46,7 @@ def test_every_query_has_both_texts():
         assert "--" not in texts["postgres"] and not texts["postgres"].endswith(";")
 
 
+@pytest.mark.cluster
 def test_no_plan_scans_predictions_sequentially(loaded):
     _, dsn = loaded
     engine = postgres_engine(dsn)
@@ -63,6 +61,7 @@ def test_no_plan_scans_predictions_sequentially(loaded):
             assert any("on predictions using" in s for s in check.scans), check.summary
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("name", READS)
 def test_sqlite_and_postgres_return_the_same_rows(loaded, name):
     source, dsn = loaded
@@ -96,6 +95,7 @@ def test_sqlite_and_postgres_return_the_same_rows(loaded, name):
         lite.dispose()
 
 
+@pytest.mark.cluster
 def test_pgbench_scripts_run(loaded, tmp_path):
     _, dsn = loaded
     scripts = pgbench_scripts(tmp_path / "scripts")

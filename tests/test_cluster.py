@@ -7,13 +7,14 @@ import socket
 import psycopg
 import pytest
 
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 from hrp_harness import HarnessError
 from hrp_harness.cluster import Cluster
 from hrp_harness.conf import render
 from hrp_harness.paths import CONF
 
 
+@pytest.mark.cluster
 def test_session_cluster_runs_with_project_conf(pg_cluster):
     with psycopg.connect(pg_cluster.dsn()) as conn:
         got = dict(conn.execute(
@@ -34,11 +35,13 @@ def test_session_cluster_runs_with_project_conf(pg_cluster):
                          "tuning.conf"]
 
 
+@pytest.mark.cluster
 def test_tcp_login_needs_a_scram_password(pg_cluster):
     with pytest.raises(psycopg.OperationalError, match="password"):
         psycopg.connect(pg_cluster.tcp_dsn("postgres", "postgres", "not-the-password"))
 
 
+@pytest.mark.unit
 def test_pg_hba_gets_one_line_per_client_network(tmp_path):
     values = {**Cluster(tmp_path, port=5999).conf_values(),
               "CLIENT_NETWORKS": "127.0.0.1/32 10.1.0.0/16"}
@@ -49,6 +52,7 @@ def test_pg_hba_gets_one_line_per_client_network(tmp_path):
         assert networks == ["127.0.0.1/32", "10.1.0.0/16"], user
 
 
+@pytest.mark.unit
 def test_template_without_a_value_is_an_error(tmp_path):
     template = tmp_path / "x.conf.template"
     template.write_text("port = ${NOPE}\n")
@@ -56,6 +60,7 @@ def test_template_without_a_value_is_an_error(tmp_path):
         render(template, {"CLIENT_NETWORKS": ""})
 
 
+@pytest.mark.cluster
 def test_start_on_a_taken_port_says_so():
     with socket.socket() as squatter:
         squatter.bind(("127.0.0.1", 0))
@@ -71,11 +76,13 @@ def test_start_on_a_taken_port_says_so():
             cluster.destroy()
 
 
+@pytest.mark.cluster
 def test_init_twice_is_refused(pg_cluster):
     with pytest.raises(HarnessError, match="already a PostgreSQL data directory"):
         Cluster(pg_cluster.base).init()
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("networks, error", [
     (("0.0.0.0/0",), "would let the whole internet try to log in"),
     (("::/0",), "would let the whole internet try to log in"),
@@ -91,6 +98,7 @@ def test_bad_client_networks_are_refused_before_pg_hba_is_written(tmp_path, monk
         Cluster(tmp_path, port=5999, client_networks=networks).conf_values()
 
 
+@pytest.mark.unit
 def test_a_wide_client_network_needs_the_explicit_override(tmp_path, monkeypatch):
     networks = ("12.0.0.0/7", "10.0.0.0/8")
     monkeypatch.setenv("HRP_ALLOW_WIDE_CLIENT_NETWORKS", "1")

@@ -72,6 +72,7 @@ def loaded(schema_db, tmp_path):
 
 # -- deploy never touches rows of a database that holds data -----------------------------------------
 
+@pytest.mark.cluster
 def test_redeploy_keeps_every_row_of_a_loaded_database_the_app_wrote_to(pg_cluster):
     dsn = pg_cluster.dsn("hrp_redeploy_target")
     try:
@@ -92,6 +93,7 @@ def test_redeploy_keeps_every_row_of_a_loaded_database_the_app_wrote_to(pg_clust
             admin.execute("drop database if exists hrp_redeploy_target with (force)")
 
 
+@pytest.mark.cluster
 def test_deploy_leaves_rows_no_load_wrote_alone(pg_cluster, schema_db):
     as_app(schema_db, "insert into public.users (username, email, password_hash)"
                       " values ('app_user', 'app@example.com', 'h')")
@@ -105,6 +107,7 @@ def test_deploy_leaves_rows_no_load_wrote_alone(pg_cluster, schema_db):
 
 # -- a load never silently overwrites the app's writes ----------------------------------------------
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full"])
 def test_load_refuses_to_overwrite_what_the_app_wrote(loaded, incremental):
     dsn, source = loaded
@@ -119,6 +122,7 @@ def test_load_refuses_to_overwrite_what_the_app_wrote(loaded, incremental):
     assert runs(dsn) == [(1, "committed")]  # refused before any work
 
 
+@pytest.mark.cluster
 def test_discard_target_changes_overwrites_them_with_the_source(loaded):
     dsn, source = loaded
     report = load(source, dsn, incremental=True, discard_target_changes=True)
@@ -132,6 +136,7 @@ def test_discard_target_changes_overwrites_them_with_the_source(loaded):
     assert load(source, dsn, incremental=True)["target"] == f"target unchanged since load run {report['run_id']}"
 
 
+@pytest.mark.cluster
 def test_final_load_and_cutover_make_every_later_load_refuse(schema_db, tmp_path):
     source = sample.generate(tmp_path / "app.sqlite", SMALL, seed=22)
     final = load(source, schema_db, final=True)
@@ -173,6 +178,7 @@ def rotate_keys(con: sqlite3.Connection, table: str, cols: tuple, ids: tuple) ->
     return probe
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("change", MOVES, ids=list(MOVES))
 def test_unique_values_moving_between_rows_sync_in_one_incremental_load(schema_db, tmp_path, change):
     source = sample.generate(tmp_path / "app.sqlite", SMALL, seed=23)
@@ -197,6 +203,7 @@ def test_unique_values_moving_between_rows_sync_in_one_incremental_load(schema_d
 
 # -- every input checked before anything is created or changed ------------------------------------------
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("args, message", [
     (["--sqlite", "/nonexistent/app.sqlite"], "error: --sqlite /nonexistent/app.sqlite: no such file"),
     (["--sqlite", "/tmp"], "error: --sqlite /tmp: is a directory, not a SQLite file"),
@@ -220,6 +227,7 @@ def test_bad_load_input_is_one_line_and_changes_nothing(loaded, tmp_path, args, 
     assert content(dsn) == before and runs(dsn) == [(1, "committed")]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("args, message", [
     (["--sqlite", "/nonexistent/app.sqlite"], "error: --sqlite /nonexistent/app.sqlite: no such file"),
     (["--source-timezone", "Mars/Olympus"], "error: --source-timezone 'Mars/Olympus' is not a time zone"),
@@ -234,6 +242,7 @@ def test_bad_deploy_input_is_one_line_before_create_database(pg_cluster, args, m
         assert conn.execute("select count(*) from pg_database where datname = 'hrp_never_created'").fetchone()[0] == 0
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("name", ["q'x", "x" * 64, "line\nbreak"], ids=["quote", "64 bytes", "newline"])
 def test_a_database_name_a_tool_cannot_take_is_refused_before_create_database(pg_cluster, name):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
@@ -244,6 +253,7 @@ def test_a_database_name_a_tool_cannot_take_is_refused_before_create_database(pg
         assert conn.execute("select datname from pg_database order by 1").fetchall() == before
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("name", ["a;b", "a b", "a$$b", 'hrp "db"; drop database postgres; --'])
 def test_odd_database_names_deploy_and_load(pg_cluster, schema_template, tmp_path, name):
     source = sample.generate(tmp_path / "app.sqlite", SMALL, seed=24)
@@ -261,6 +271,7 @@ def test_odd_database_names_deploy_and_load(pg_cluster, schema_template, tmp_pat
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
+@pytest.mark.cluster
 def test_a_source_path_with_spaces_and_quotes_loads(schema_db, tmp_path):
     folder = tmp_path / "app data (copy)"
     folder.mkdir()
@@ -272,6 +283,7 @@ def test_a_source_path_with_spaces_and_quotes_loads(schema_db, tmp_path):
 
 # -- the exit status never lies ------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_a_failure_after_the_commit_says_the_load_is_committed(schema_db, tmp_path, monkeypatch):
     source = sample.generate(tmp_path / "app.sqlite", SMALL, seed=26)
 
@@ -287,6 +299,7 @@ def test_a_failure_after_the_commit_says_the_load_is_committed(schema_db, tmp_pa
     assert not list(tmp_path.glob(".hrp-report-*"))  # its temporary file went
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("raised, status, line", [
     ("HarnessError('a user error')", 1, "error: a user error"),
     ("CommittedError('load run 7 IS committed, but x failed')", 3, "error: load run 7 IS committed"),
@@ -306,6 +319,7 @@ def test_task_errors_are_one_line_with_their_exit_status(tmp_path, raised, statu
 
 # -- what a failed load leaves -----------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_a_failed_load_leaves_no_copy_of_the_source_and_prunes_old_work_dirs(schema_db, tmp_path, monkeypatch):
     monkeypatch.setenv("HRP_STATE_DIR", str(tmp_path / "state"))
     workroot = tmp_path / "state" / "loads"

@@ -7,13 +7,14 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
 import pytest
 from psycopg import sql
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import HarnessError
 from hrp_harness.apply import read_plan
 from hrp_harness.cluster import Cluster
@@ -35,27 +36,45 @@ def invoke(*args: str, state: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-@pytest.fixture
-def state_dir():
-    base = new_cluster_base("hrp-state-")
-    yield base
-    Cluster(base / "pg").destroy()
-    shutil.rmtree(base, ignore_errors=True)  # the sample, secrets and load logs deploy left there
+@dataclass
+class Embedded:
+    """The module's embedded deploy: its state directory, the first `invoke deploy`, its cluster."""
+
+    state: Path
+    first: subprocess.CompletedProcess
+    cluster: Cluster
+
+    @property
+    def app_line(self) -> str:
+        """The application's TCP connection string deploy prints: TLS 1.3, the certificate verified, SCRAM."""
+        return (f"psql 'host=127.0.0.1 port={self.cluster.port} user=hrp_app dbname=hrp_database "
+                f"sslmode=verify-full sslrootcert={self.cluster.tls_dir / 'ca.crt'}'")
 
 
-def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
-    first = invoke("deploy", state=state_dir)
+@pytest.fixture(scope="module")
+def embedded():
+    """One embedded deploy for the module's steps below, which run in order on it."""
+    state = new_cluster_base("hrp-state-")
+    try:
+        yield Embedded(state, invoke("deploy", state=state), Cluster(state / "pg"))
+    finally:
+        Cluster(state / "pg").destroy()
+        shutil.rmtree(state, ignore_errors=True)  # the sample, secrets and load logs deploy left there
+
+
+# -- the embedded cluster's life, one step per test (each step runs on what the previous left) --------
+
+@pytest.mark.cluster
+def test_embedded_deploy_initialises_starts_and_applies(embedded):
+    first, cluster = embedded.first, embedded.cluster
     assert first.returncode == 0, first.stderr
     assert "initialising the embedded PostgreSQL 15 cluster" in first.stdout
     assert f"apply: {len(read_plan())} file(s) applied" in first.stdout
-    cluster = Cluster(state_dir / "pg")
     assert cluster.running
     with psycopg.connect(cluster.dsn("hrp_database")) as conn:
         settings = dict(conn.execute(
             "select name, setting from pg_settings where name in"
             " ('shared_preload_libraries', 'listen_addresses', 'unix_socket_directories', 'port')"))
-        owner = conn.execute(
-            "select usename from pg_stat_activity where backend_type = 'checkpointer'").fetchone()
         tables = conn.execute("select count(*) from pg_tables where schemaname = 'public'").fetchone()
     assert settings["shared_preload_libraries"] == "pgaudit,pg_stat_statements,pg_cron"
     # the maintenance jobs are scheduled in pg_cron (database postgres) for hrp_database
@@ -69,13 +88,16 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
     if is_root():  # the postmaster runs as the unprivileged server user, never root
         uid = os.stat(f"/proc/{cluster.pid}").st_uid
         assert uid != 0
+
+
+@pytest.mark.cluster
+def test_embedded_deploy_prints_the_psql_line_and_a_tls13_only_app_string(embedded):
+    first, cluster = embedded.first, embedded.cluster
     assert f"psql 'host={cluster.socket_dir} port={cluster.port} user=postgres dbname=hrp_database'" \
         in first.stdout
     # the application's TCP connection string: TLS 1.3, the server certificate verified, SCRAM
-    app = (f"psql 'host=127.0.0.1 port={cluster.port} user=hrp_app dbname=hrp_database "
-           f"sslmode=verify-full sslrootcert={cluster.tls_dir / 'ca.crt'}'")
-    assert app in first.stdout
-    conninfo = app.split("'")[1]
+    assert embedded.app_line in first.stdout
+    conninfo = embedded.app_line.split("'")[1]
     with psycopg.connect(conninfo, password=TEST_PASSWORDS["hrp_app"]) as conn:
         assert conn.execute("select version from pg_stat_ssl"
                             " where pid = pg_backend_pid()").fetchone()[0] == "TLSv1.3"
@@ -83,6 +105,11 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
         psycopg.connect(conninfo.replace("sslmode=verify-full", "sslmode=disable"),
                         password=TEST_PASSWORDS["hrp_app"])
 
+
+@pytest.mark.cluster
+def test_embedded_redeploy_keeps_every_row_the_app_wrote_and_a_load_refuses(embedded):
+    state, cluster = embedded.state, embedded.cluster
+    conninfo = embedded.app_line.split("'")[1]
     # the app writes over TCP, as the app: a re-deploy keeps every row, and a load refuses
     with psycopg.connect(conninfo, password=TEST_PASSWORDS["hrp_app"]) as conn:
         conn.execute("insert into races (race_name, race_date) values ('Written By The App', '2026-12-01')")
@@ -91,7 +118,7 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
         before = {t: conn.execute(f"select * from {t} order by id").fetchall()
                   for t in ("races", "horses", "users", "api_credentials", "predictions")}
 
-    second = invoke("deploy", state=state_dir)
+    second = invoke("deploy", state=state)
     assert second.returncode == 0, second.stderr
     assert "apply: nothing to do" in second.stdout
     assert "initialising" not in second.stdout
@@ -100,7 +127,7 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
     assert rows == 56_105 + 1  # the test-size sample and the app's race
     assert f"data left alone: the database holds {rows} rows in its five tables, loaded by migration run 1" \
         in second.stdout
-    refused = invoke("load", "--sqlite", str(state_dir / "sample-test-seed1.sqlite"), state=state_dir)
+    refused = invoke("load", "--sqlite", str(state / "sample-test-seed1.sqlite"), state=state)
     assert refused.returncode == 1
     assert refused.stderr.startswith("error: the target changed since load run 1 (the app wrote to it?): "
                                      "horses: 0 inserted, 1 changed, 0 deleted; races: 1 inserted")
@@ -109,21 +136,31 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
                  for t in ("races", "horses", "users", "api_credentials", "predictions")}
     assert after == before
 
-    status = invoke("status", state=state_dir)
+
+@pytest.mark.cluster
+def test_embedded_status_names_the_cluster_and_the_app_strings(embedded):
+    state, cluster = embedded.state, embedded.cluster
+    status = invoke("status", state=state)
     assert f"running, pid {cluster.pid}, 127.0.0.1:{cluster.port}" in status.stdout
     assert f"{len(read_plan())} file(s) applied" in status.stdout
     # the last line: the application's string through PgBouncer, and the direct one
     summary = json.loads(status.stdout.strip().splitlines()[-1])
     pooler = PgBouncer(cluster)
-    assert f"psql '{summary['app_dsn']}'" in first.stdout and f"port={pooler.port} " in summary["app_dsn"]
-    assert summary["direct_dsn"] == conninfo and summary["pooler_running"]
+    assert f"psql '{summary['app_dsn']}'" in embedded.first.stdout and f"port={pooler.port} " in summary["app_dsn"]
+    assert summary["direct_dsn"] == embedded.app_line.split("'")[1] and summary["pooler_running"]
     with psycopg.connect(summary["app_dsn"], password=TEST_PASSWORDS["hrp_app"]) as conn:
+        # the race the re-deploy step's app wrote
         assert conn.execute("select count(*) from races where race_name = 'Written By The App'").fetchone()[0] == 1
 
-    stopped = invoke("stop", state=state_dir)
+
+@pytest.mark.cluster
+def test_embedded_stop_then_deploy_starts_it_again_with_its_data(embedded):
+    state, cluster = embedded.state, embedded.cluster
+    pooler = PgBouncer(cluster)
+    stopped = invoke("stop", state=state)
     assert stopped.returncode == 0 and not cluster.running and not pooler.running
-    assert "stopped" in invoke("status", state=state_dir).stdout
-    again = invoke("deploy", state=state_dir)  # a stopped cluster is started again, data kept
+    assert "stopped" in invoke("status", state=state).stdout
+    again = invoke("deploy", state=state)  # a stopped cluster is started again, data kept
     assert again.returncode == 0, again.stderr
     assert cluster.running and "apply: nothing to do" in again.stdout and pooler.running
 
@@ -131,6 +168,7 @@ def test_embedded_deploy_starts_cluster_applies_and_is_idempotent(state_dir):
 HOSTILE = 'hrp "db"; drop database postgres; --'
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_creates_a_hostile_named_database_and_changes_nothing_else(pg_cluster):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         before = conn.execute("select datname from pg_database order by 1").fetchall()
@@ -145,6 +183,7 @@ def test_deploy_dsn_creates_a_hostile_named_database_and_changes_nothing_else(pg
         conn.execute(sql.SQL("drop database {}").format(sql.Identifier(HOSTILE)))
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_over_tcp_with_password_url(pg_cluster):
     password = "p@ss w'rd;\"x"
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
@@ -163,6 +202,7 @@ def test_deploy_dsn_over_tcp_with_password_url(pg_cluster):
             conn.execute("drop role hrp_test_admin")
 
 
+@pytest.mark.cluster
 def test_deploy_dsn_refuses_a_non_superuser(pg_cluster):
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
         conn.execute("create role hrp_test_plain login password 'plain-pw-1'")
@@ -175,6 +215,7 @@ def test_deploy_dsn_refuses_a_non_superuser(pg_cluster):
             conn.execute("drop role hrp_test_plain")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("url, error", [
     ("postgresql://postgres@127.0.0.1:1/hrp_database?connect_timeout=2",
      "cannot connect to PostgreSQL at 127.0.0.1:1"),
@@ -186,6 +227,7 @@ def test_deploy_dsn_bad_targets_are_clear_errors(url, error):
         deploy(url, echo=quiet)
 
 
+@pytest.mark.unit
 def test_cli_reports_errors_without_traceback(tmp_path):
     done = invoke("deploy", "--dsn", "postgresql://postgres@127.0.0.1:1/x?connect_timeout=2",
                   state=tmp_path)

@@ -18,8 +18,8 @@ import time
 import psutil
 import psycopg
 import pytest
-from conftest import TEST_PASSWORDS, new_cluster_base
 
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import procs
 from hrp_harness.apply import read_plan
 from hrp_harness.chaos import FAULTS, run_chaos
@@ -27,6 +27,8 @@ from hrp_harness.deploy import DATABASE
 from hrp_harness.ha import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
 from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
 from hrp_harness.paths import REPO
+
+pytestmark = pytest.mark.ha
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +189,7 @@ def test_a_taken_port_is_named_not_waited_for(tmp_path, monkeypatch):
 
 
 def test_members_enforce_the_project_pg_hba(ha_cluster):
-    from conftest import TEST_PASSWORDS
+    from helpers import TEST_PASSWORDS
     from psycopg.conninfo import make_conninfo
 
     port = ha_cluster.pg_port(ha_cluster.leader())

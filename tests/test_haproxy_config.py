@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from hrp_harness.ha import NODES, HaCluster
 from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
+
+pytestmark = pytest.mark.unit
 
 
 def test_rendered_config_is_valid_and_routes_by_patroni_role(tmp_path):

@@ -11,7 +11,7 @@ import time
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import DATABASE
 from hrp_harness.logs import DAY, Retention, entries, retain
@@ -52,6 +52,7 @@ def logs(pg_cluster, app_database, tmp_path):
     return directory, files, marker, now
 
 
+@pytest.mark.cluster
 def test_retention_archives_audit_entries_then_deletes_old_logs(logs, tmp_path):
     directory, files, marker, now = logs
     archive = tmp_path / "archive"
@@ -89,6 +90,7 @@ def test_retention_archives_audit_entries_then_deletes_old_logs(logs, tmp_path):
     assert (again.archived, again.deleted_logs, again.deleted_archives) == ([], [], [])
 
 
+@pytest.mark.cluster
 def test_archives_expire_after_their_own_retention(logs, tmp_path):
     directory, files, _, now = logs
     archive = tmp_path / "archive"
@@ -108,6 +110,7 @@ def test_archives_expire_after_their_own_retention(logs, tmp_path):
     assert files[0].exists(), "the file the server writes is never touched"
 
 
+@pytest.mark.cluster
 def test_a_log_whose_archive_cannot_be_written_is_kept(logs, tmp_path):
     directory, files, _, now = logs
     archive = tmp_path / "archive"
@@ -119,11 +122,13 @@ def test_a_log_whose_archive_cannot_be_written_is_kept(logs, tmp_path):
     assert files[100].exists(), "never deleted before its audit entries are archived"
 
 
+@pytest.mark.unit
 def test_the_retention_conf_holds_the_spec_values():
     retention = Retention.from_conf()
     assert retention == Retention(database_log_days=90, audit_log_days=7 * 365 + 2, performance_log_days=365)
 
 
+@pytest.mark.unit
 def test_retention_conf_without_a_value_is_one_clear_error(tmp_path):
     bad = tmp_path / "log-retention.conf"
     bad.write_text("database_log_days = 90\n")

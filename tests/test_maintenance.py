@@ -103,6 +103,7 @@ def loaded(schema_db):
 
 # -- scheduling -----------------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_deploy_schedules_every_job_of_the_schedule_in_pg_cron(pg_cluster, app_database):
     with psycopg.connect(app_database) as conn:
         schedule = conn.execute("select job_name || '@hrp_database', schedule, command,"
@@ -111,6 +112,7 @@ def test_deploy_schedules_every_job_of_the_schedule_in_pg_cron(pg_cluster, app_d
     assert cron_jobs(pg_cluster, "hrp_database") == schedule
 
 
+@pytest.mark.cluster
 def test_a_second_sync_keeps_the_jobs_a_paused_job_and_drops_a_job_the_schedule_lost(pg_cluster, schema_db):
     db = dbname(schema_db)
     try:
@@ -134,6 +136,7 @@ def test_a_second_sync_keeps_the_jobs_a_paused_job_and_drops_a_job_the_schedule_
     assert cron_jobs(pg_cluster, db) == []
 
 
+@pytest.mark.cluster
 def test_the_monitoring_role_sees_the_jobs_of_its_database(loaded):
     """What the exporter's hrp_maintenance_job query reads (conf/monitoring/postgres_exporter_queries.yml)."""
     db = dbname(loaded)
@@ -146,6 +149,7 @@ def test_the_monitoring_role_sees_the_jobs_of_its_database(loaded):
 
 # -- every job on a loaded database --------------------------------------------------------------
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("job", JOBS)
 def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loaded, job):
     before = content(loaded)
@@ -164,6 +168,7 @@ def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loa
     assert expected <= kinds
 
 
+@pytest.mark.cluster
 def test_the_daily_job_vacuums_the_table_the_app_deleted_from(loaded):
     assert wait_for_counts(loaded, "public.predictions") >= 3000
     done = run_job(loaded, "daily_vacuum_analyze")  # the schedule's name works too
@@ -177,6 +182,7 @@ def test_the_daily_job_vacuums_the_table_the_app_deleted_from(loaded):
     assert (dead, vacuums) == (0, 1)
 
 
+@pytest.mark.cluster
 def test_the_daily_job_analyzes_a_partitioned_table_whose_partitions_changed(schema_db):
     with psycopg.connect(schema_db) as conn:
         conn.execute("create table public.hrp_parted (id integer, v integer) partition by range (id)")
@@ -194,6 +200,7 @@ def test_the_daily_job_analyzes_a_partitioned_table_whose_partitions_changed(sch
                             " and inherited").fetchone()[0] == 2
 
 
+@pytest.mark.cluster
 def test_the_weekly_report_resets_the_statements_of_its_database_only(loaded, pg_cluster):
     marker = "select 1 as hrp_weekly_reset_marker"
     for dsn in (loaded, pg_cluster.dsn("postgres")):
@@ -208,6 +215,7 @@ def test_the_weekly_report_resets_the_statements_of_its_database_only(loaded, pg
     assert left == {"postgres": 1}
 
 
+@pytest.mark.cluster
 def test_report_and_window_show_the_latest_findings_and_the_schedule(loaded):
     run_job(loaded, "monthly_capacity")
     lines = report(loaded)
@@ -299,6 +307,7 @@ class Writers:
             thread.join(30)
 
 
+@pytest.mark.cluster
 def test_repack_under_write_load_loses_no_write_and_measures_the_longest_wait(schema_db, capsys):
     fill(schema_db, races=200, horses=1000, predictions=60_000)
     with psycopg.connect(schema_db) as conn:
@@ -335,6 +344,7 @@ def test_repack_under_write_load_loses_no_write_and_measures_the_longest_wait(sc
     assert writers.longest_s < 10, "a write waited more than 10 s for pg_repack's locks"
 
 
+@pytest.mark.cluster
 def test_repack_without_a_table_rebuilds_only_what_is_bloated(schema_db):
     fill(schema_db, races=200, horses=1000, predictions=30_000)
     with psycopg.connect(schema_db, autocommit=True) as conn:
@@ -364,6 +374,7 @@ def runs(dsn: str) -> int:
         return conn.execute("select count(*) from hrp_maintenance.runs").fetchone()[0]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("args, message", [
     (("maintenance.run", "no_such_job"), "error: unknown maintenance job 'no_such_job' in {db}: the jobs are "
                                          "daily_vacuum_analyze@{db}, monthly_capacity@{db}, weekly_report@{db}"),
@@ -385,6 +396,7 @@ def test_a_bad_input_is_one_line_and_changes_nothing(schema_db, args, message):
     assert runs(schema_db) == 0
 
 
+@pytest.mark.unit
 def test_a_missing_server_is_one_line():
     dsn = f"host=127.0.0.1 port={free_port()} dbname=hrp_database user=postgres sslmode=disable"
     done = cli("maintenance.run", "daily_vacuum_analyze", "--dsn", dsn)
@@ -395,6 +407,7 @@ def test_a_missing_server_is_one_line():
 
 # -- the schedule outside pg_cron ------------------------------------------------------------------
 
+@pytest.mark.unit
 def test_systemd_units_verify_and_run_existing_tasks(tmp_path):
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
@@ -417,6 +430,7 @@ def test_systemd_units_verify_and_run_existing_tasks(tmp_path):
     assert repack_timer.on_calendar == "Sun *-*-01..07 02:30:00 UTC"  # inside the spec's window
 
 
+@pytest.mark.unit
 def test_the_monthly_window_is_on_the_first_sunday():
     import datetime as dt
 
@@ -427,6 +441,7 @@ def test_the_monthly_window_is_on_the_first_sunday():
 
 # -- pg_cron itself runs the jobs (minutes) --------------------------------------------------------
 
+@pytest.mark.cluster
 @pytest.mark.slow
 def test_pg_cron_runs_every_job_and_a_failing_job_shows_in_job_run_details(pg_cluster, loaded):
     db = dbname(loaded)

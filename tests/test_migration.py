@@ -121,6 +121,7 @@ def dirty_corpus(path: Path) -> Path:
     return path
 
 
+@pytest.mark.cluster
 def test_scan_verdict_before_commit_rolls_back_and_restages(schema_db, tmp_path, monkeypatch):
     """A NUL byte in text: pgloader cuts the value at it and the staged counts still reconcile, so
     only the content scan finds the row. On a big file that scan runs beside the mapping and the
@@ -146,6 +147,7 @@ def test_scan_verdict_before_commit_rolls_back_and_restages(schema_db, tmp_path,
         assert conn.execute("select status from hrp_migration.runs").fetchall() == [("committed",)]
 
 
+@pytest.mark.cluster
 def test_bulk_path_exact_duplicates_and_orphans_leave_before_the_keys(schema_db, tmp_path):
     """The bulk path inserts predictions and builds their primary key and indexes while their
     orphans and duplicates are still being marked beside: an exact duplicate (which the UNIQUE
@@ -283,17 +285,20 @@ def dirty(module_db, tmp_path_factory):
     return report, module_db, before, hashlib.sha256(source.read_bytes()).hexdigest()
 
 
+@pytest.mark.cluster
 def test_dirty_corpus_leaves_the_source_file_unchanged(dirty):
     _, _, before, after = dirty
     assert after == before, "the source file must not change"
 
 
+@pytest.mark.cluster
 def test_dirty_corpus_restages_without_the_rows_pgloader_cannot_carry(dirty):
     report = dirty[0]
     assert report["preflight"]["rejected_rows"]["races"] == 3
     assert report["preflight"]["restaged"] is True  # pgloader ran again, on a copy without them
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table", migration.TABLES)
 def test_dirty_corpus_accounting(dirty, table):
     row = dirty[0]["tables"][table]
@@ -301,11 +306,13 @@ def test_dirty_corpus_accounting(dirty, table):
     assert row["checksum_match"]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table", migration.TABLES)
 def test_dirty_corpus_normalisations(dirty, table):
     assert dirty[0]["tables"][table]["normalised_by_rule"] == DIRTY_NORMALISATIONS[table]
 
 
+@pytest.mark.cluster
 def test_dirty_corpus_reason_counts_in_the_report(dirty):
     t = dirty[0]["tables"]
     assert t["races"]["quarantined_by_reason"]["race_name: invalid UTF-8"] == 1
@@ -314,18 +321,21 @@ def test_dirty_corpus_reason_counts_in_the_report(dirty):
         "duplicate of horses id N on lower(horse_name) (lowest id kept)"] == 2
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table, source_id", [(t, i) for t, rows in DIRTY_REASONS.items() for i in rows])
 def test_dirty_corpus_quarantined_row_and_its_reason(dirty, table, source_id):
     with psycopg.connect(dirty[1]) as conn:
         assert reasons(conn, table).get(source_id) == DIRTY_REASONS[table][source_id]
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table", migration.TABLES)
 def test_dirty_corpus_quarantines_nothing_else(dirty, table):
     with psycopg.connect(dirty[1]) as conn:
         assert set(reasons(conn, table)) == set(DIRTY_REASONS[table])
 
 
+@pytest.mark.cluster
 def test_dirty_corpus_keeps_the_bytes_json_cannot_hold(dirty):
     with psycopg.connect(dirty[1]) as conn:
         rows = dict(conn.execute(
@@ -337,6 +347,7 @@ def test_dirty_corpus_keeps_the_bytes_json_cannot_hold(dirty):
     assert rows[14]["race_name"] == "x" * 256
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table", migration.TABLES)
 def test_dirty_corpus_exact_values_of_every_migrated_row(dirty, table):
     query, want = DIRTY_VALUES[table]
@@ -344,6 +355,7 @@ def test_dirty_corpus_exact_values_of_every_migrated_row(dirty, table):
         assert conn.execute(query).fetchall() == want
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("table", migration.TABLES)
 def test_dirty_corpus_never_both_migrated_and_quarantined(dirty, table):
     with psycopg.connect(dirty[1]) as conn:
@@ -353,6 +365,7 @@ def test_dirty_corpus_never_both_migrated_and_quarantined(dirty, table):
     assert both == 0
 
 
+@pytest.mark.cluster
 def test_dirty_corpus_sequences_past_the_highest_id_and_the_run_recorded(dirty):
     report, dsn = dirty[0], dirty[1]
     with psycopg.connect(dsn) as conn:
@@ -377,6 +390,7 @@ def snapshot(dsn) -> dict:
     return out
 
 
+@pytest.mark.cluster
 def test_rerun_changes_nothing_and_source_timezone(schema_db, tmp_path):
     source = dirty_corpus(tmp_path / "dirty.sqlite")
     load(source, schema_db, source_timezone="Europe/Paris")
@@ -391,6 +405,7 @@ def test_rerun_changes_nothing_and_source_timezone(schema_db, tmp_path):
             ts("2024-06-01 08:00:00")
 
 
+@pytest.mark.cluster
 def test_max_quarantine_rolls_back(schema_db, tmp_path):
     source = dirty_corpus(tmp_path / "dirty.sqlite")
     with pytest.raises(HarnessError, match=r"quarantine limit exceeded: 33 rows quarantined, --max-quarantine is 5"):
@@ -402,6 +417,7 @@ def test_max_quarantine_rolls_back(schema_db, tmp_path):
     assert load(source, schema_db, max_quarantine=33)["quarantined_total"] == 33
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("change, message", [
     ("alter table races add column purse real", r"column races\.purse is not known to the mapping"),
     ("alter table horses drop column owner", r"expected column horses\.owner \(TEXT\) is missing"),
@@ -419,6 +435,7 @@ def test_source_schema_mismatch_is_refused(schema_db, tmp_path, change, message)
         assert conn.execute("select count(*) from horses").fetchone()[0] == 0
 
 
+@pytest.mark.cluster
 def test_utf16_source_is_refused(schema_db, tmp_path):
     path = tmp_path / "utf16.sqlite"
     con = sqlite3.connect(path)
@@ -429,6 +446,7 @@ def test_utf16_source_is_refused(schema_db, tmp_path):
         load(path, schema_db)
 
 
+@pytest.mark.cluster
 def test_incremental_sync_new_changed_deleted_rows(schema_db, tmp_path):
     path = tmp_path / "app.sqlite"
     sample.generate(path, SMALL, seed=5)
@@ -483,6 +501,7 @@ def _load_cli(path, dsn, *extra) -> subprocess.Popen:
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("kill_when", ["staging", "transaction"])
 def test_kill_and_rerun_gives_the_same_end_state(pg_cluster, schema_db, tmp_path, kill_when):
     path = tmp_path / "app.sqlite"
@@ -539,6 +558,7 @@ def test_kill_and_rerun_gives_the_same_end_state(pg_cluster, schema_db, tmp_path
             admin.execute("drop database hrp_kill_reference")
 
 
+@pytest.mark.unit
 def test_sample_generator_is_deterministic_and_sized(tmp_path):
     a, b, c = (sample.generate(tmp_path / f"{n}.sqlite", SMALL, seed=s) for n, s in (("a", 7), ("b", 7), ("c", 8)))
 
@@ -565,6 +585,7 @@ def test_sample_generator_is_deterministic_and_sized(tmp_path):
     assert uniques == (5_000, 100, 50_000) and orphans == 0
 
 
+@pytest.mark.unit
 def test_sample_beyond_production_size_has_more_trainers_not_larger_stables(tmp_path):
     """Horses past the 50,400th get trainers of their own block (numbered, as the horse names): at 10x
     a trainer keeps the stable size of 1x, so the trainer JOIN compares like with like."""
@@ -582,6 +603,7 @@ def test_sample_beyond_production_size_has_more_trainers_not_larger_stables(tmp_
     assert biggest < 100  # ~31 on average; the first 1,600 names are not shared across blocks
 
 
+@pytest.mark.cluster
 def test_load_over_tls_with_a_password_and_user_pgloader_cannot_take_in_a_url(pg_cluster, schema_db, tmp_path):
     """pgloader gets user, host and password through PGUSER, PGHOST, PGPASSWORD (its URLs have no
     quoting and do not decode escapes), and TLS."""
@@ -609,6 +631,7 @@ def test_load_over_tls_with_a_password_and_user_pgloader_cannot_take_in_a_url(pg
             admin.execute(psycopg.sql.SQL("drop role {}").format(role))
 
 
+@pytest.mark.cluster
 def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path, monkeypatch):
     """With the preflight's content scan switched off, a BLOB in a TEXT column makes pgloader drop
     rows without a word (exit status 0); the count reconciliation still stops the load."""
@@ -637,6 +660,7 @@ def contents(dsn) -> dict:
         return {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
 
 
+@pytest.mark.cluster
 def test_sqlalchemy_declared_types_load_exactly_the_rows_of_the_spec_typed_file(pg_cluster, schema_db, tmp_path):
     """VARCHAR(n) / DATETIME / FLOAT / BOOLEAN / DATE / INTEGER / TEXT for the spec's columns: the same
     affinities, so no mapping is needed and the rows come out exactly as from the spec's DDL."""
@@ -658,6 +682,7 @@ def test_sqlalchemy_declared_types_load_exactly_the_rows_of_the_spec_typed_file(
             admin.execute("drop database hrp_orm_reference")
 
 
+@pytest.mark.cluster
 def test_a_declared_type_of_another_affinity_is_refused_naming_it(schema_db, tmp_path):
     """Declared types are compared by SQLite affinity: INTEGER for the spec's age is INTEGER, TEXT
     is not (SQLite would have stored '4' as text, not as a number)."""
@@ -670,6 +695,7 @@ def test_a_declared_type_of_another_affinity_is_refused_naming_it(schema_db, tmp
         load(path, schema_db)
 
 
+@pytest.mark.cluster
 def test_the_apps_real_schema_is_refused_without_its_mapping_naming_the_differences(schema_db, tmp_path):
     path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=33, shape="app")
     with pytest.raises(HarnessError) as refused:
@@ -684,6 +710,7 @@ def test_the_apps_real_schema_is_refused_without_its_mapping_naming_the_differen
         assert conn.execute("select count(*) from hrp_migration.runs").fetchone()[0] == 0
 
 
+@pytest.mark.cluster
 def test_the_apps_real_schema_loads_with_its_mapping_every_row_accounted_for(schema_db, tmp_path):
     path = sample.generate(tmp_path / "app.sqlite", SMALL, seed=34, shape="app")
     src = sqlite3.connect(path)
@@ -736,6 +763,7 @@ def test_the_apps_real_schema_loads_with_its_mapping_every_row_accounted_for(sch
                for v in again["tables"].values())
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("text, message", [
     ("[tables.races\n", r"--mapping .*: not valid TOML"),
     ("[tables.jockeys]\nsource = 'jockeys'\n", r"\[tables\.jockeys\] is not a target table"),
@@ -757,6 +785,7 @@ def test_a_mapping_that_does_not_fit_is_refused_before_anything(schema_db, tmp_p
         assert conn.execute("select count(*) from hrp_migration.runs where status = 'committed'").fetchone()[0] == 0
 
 
+@pytest.mark.cluster
 def test_the_readmes_rules_table_is_the_rule_set(schema_db):
     """README "Per-column rules" against what functions/migration_map.sql generates (for the spec's
     shape, plus a date_part and an interval column so that every kind of rule is in it) and the

@@ -20,7 +20,7 @@ import psycopg
 import pytest
 import yaml
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import DATABASE
 from hrp_harness.monitor import (MONITOR_CONF, PgTarget, Stack, Targets, Timing, exporter_env,
                                  rules_text)
@@ -61,6 +61,7 @@ def rendered():
     shutil.rmtree(stack.base, ignore_errors=True)
 
 
+@pytest.mark.unit
 def test_promtool_checks_the_rendered_prometheus_config_and_its_rules(rendered):
     stack, _ = rendered
     done = run(["promtool", "check", "config", str(stack.base / "etc" / "prometheus.yml")])
@@ -75,6 +76,7 @@ def test_promtool_checks_the_rendered_prometheus_config_and_its_rules(rendered):
             assert a.get("for") == ("2s" if "alert" in a else None)
 
 
+@pytest.mark.unit
 def test_prometheus_config_scrapes_every_member_and_patroni(rendered):
     stack, meta = rendered
     config = yaml.safe_load((stack.base / "etc" / "prometheus.yml").read_text())
@@ -87,6 +89,7 @@ def test_prometheus_config_scrapes_every_member_and_patroni(rendered):
     assert all(t.startswith("127.0.0.1:") for c in jobs["postgres"]["static_configs"] for t in c["targets"])
 
 
+@pytest.mark.unit
 def test_promtool_checks_the_rules_file_and_runs_its_unit_tests():
     done = run(["promtool", "check", "rules", str(RULES)])
     assert done.returncode == 0 and "SUCCESS: 20 rules found" in done.stdout, done.stdout + done.stderr
@@ -95,6 +98,7 @@ def test_promtool_checks_the_rules_file_and_runs_its_unit_tests():
     assert "SUCCESS" in done.stdout
 
 
+@pytest.mark.unit
 def test_every_alert_is_unit_tested_firing_and_silent():
     """Each alert name (and each of its severities) appears firing in the promtool tests, and each
     alert also has a case where it is expected silent (exp_alerts: [] or an instance below the
@@ -129,6 +133,7 @@ def spec_thresholds() -> dict[str, tuple[str, str, str]]:
     return rows
 
 
+@pytest.mark.unit
 def test_every_row_of_the_spec_table_has_a_warning_and_a_critical_rule_with_its_action():
     rows = spec_thresholds()
     assert set(rows) == set(SPEC_ALERTS)
@@ -146,6 +151,7 @@ def test_every_row_of_the_spec_table_has_a_warning_and_a_critical_rule_with_its_
             assert rules[severity]["annotations"]["action"].startswith(action), metric
 
 
+@pytest.mark.unit
 def test_every_alert_has_summary_action_and_a_readme_section():
     readme = (REPO / "README.md").read_text()
     for rule in alert_rules():
@@ -174,6 +180,7 @@ def used_metrics(text: str) -> set[str]:
     return set(re.findall(rf"\b((?:{prefixes})[\w:]+|ALERTS)\b", text)) - {"hrp_database", "hrp_monitor"}
 
 
+@pytest.mark.unit
 def test_every_metric_named_by_rules_dashboard_and_console_exists():
     defined = defined_metrics()
     exprs = [rule["expr"] for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
@@ -190,6 +197,7 @@ def test_every_metric_named_by_rules_dashboard_and_console_exists():
     assert all("hrp_" in name for name in custom), "every metric of the project carries the hrp_ prefix"
 
 
+@pytest.mark.unit
 def test_dashboard_panels_use_the_provisioned_data_source():
     dashboard = json.loads((MONITOR_CONF / "grafana" / "hrp-database.json").read_text())
     panels = [p for p in dashboard["panels"] if p["type"] != "row"]
@@ -204,6 +212,7 @@ def test_dashboard_panels_use_the_provisioned_data_source():
         assert panel["datasource"]["uid"] == uid and panel["targets"], panel["title"]
 
 
+@pytest.mark.unit
 def test_amtool_checks_alertmanager_config_with_two_receivers(rendered):
     stack, _ = rendered
     path = stack.base / "etc" / "alertmanager.yml"
@@ -215,6 +224,7 @@ def test_amtool_checks_alertmanager_config_with_two_receivers(rendered):
     assert config["inhibit_rules"][0]["source_matchers"] == ['severity="critical"']
 
 
+@pytest.mark.unit
 def test_the_password_is_in_a_0600_file_only(rendered):
     stack, meta = rendered
     secret = stack.base / "secrets" / "hrp_monitor.password"
@@ -230,6 +240,7 @@ def test_the_password_is_in_a_0600_file_only(rendered):
     assert not any(k.startswith("HRP_") or k.startswith("PG") for k in env)
 
 
+@pytest.mark.unit
 def test_rules_text_without_override_is_the_file_itself():
     assert rules_text() == RULES.read_text()
 
@@ -244,6 +255,7 @@ def mtail_counts(logs: list[Path]) -> dict[str, float]:
             re.finditer(r"^(hrp_\w+)\{[^}]*\} (\S+)$", done.stdout, re.M)}
 
 
+@pytest.mark.cluster
 def test_mtail_counts_failed_logins_lock_waits_and_slow_statements(pg_cluster, app_database):
     """Exactly the events caused here are counted, whatever else the session's log holds."""
     logs = sorted((pg_cluster.datadir / "log").glob("postgresql-*.log"))
@@ -285,6 +297,7 @@ def invoke(*args: str, state: Path) -> subprocess.CompletedProcess:
     return run([sys.executable, "-m", "invoke", *args], cwd=REPO, env=env, timeout=120)
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args, message", [
     (("monitor.up",), r"^error: no embedded cluster in .*/pg \(run `invoke deploy` first\)$"),
     (("monitor.up", "--ha"), r"^error: no HA cluster in .*/ha \(run `invoke cluster.up`\)$"),
@@ -300,6 +313,7 @@ def test_without_a_cluster_each_task_says_so_in_one_line(tmp_path, args, message
     assert "Traceback" not in output and len(output.splitlines()) == 1
 
 
+@pytest.mark.unit
 def test_a_monitor_password_with_white_space_is_refused(monkeypatch):
     from hrp_harness.monitor import MonitorError, monitor_password
 
@@ -309,6 +323,7 @@ def test_a_monitor_password_with_white_space_is_refused(monkeypatch):
         monitor_password()
 
 
+@pytest.mark.cluster
 def test_a_stack_that_cannot_log_in_stops_what_it_started_and_says_why(tmp_path):
     """An exporter pointed at a port where no PostgreSQL listens: up fails naming the exporter's
     log, and every process it had started is stopped (by pid)."""

@@ -15,14 +15,14 @@ import time
 import psycopg
 import pytest
 
-from conftest import new_cluster_base
+from helpers import new_cluster_base
 from hrp_harness.deploy import DATABASE
 from hrp_harness.ha import TIMINGS, HaCluster
 from hrp_harness.monitor import MONITOR_CONF, Stack, api, ha_targets, wait_for_alert
 from hrp_harness.paths import REPO
 from test_monitor_live import FAST, quiet
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.ha, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

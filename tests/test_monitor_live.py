@@ -25,13 +25,15 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import Cluster, free_port
 from hrp_harness.deploy import DATABASE, deploy, embedded_cluster
 from hrp_harness.monitor import (MONITOR_CONF, WEBHOOK_ENV, Stack, Timing, api, embedded_targets,
                                  wait_for_alert)
 from hrp_harness.paths import REPO, pgbin
 from hrp_harness.server_user import make_server_dir, run_as_server
+
+pytestmark = pytest.mark.cluster
 
 #: Short intervals for the test only: scrape every 3 s (the exporter's queries stay well within
 #: the scrape timeout on a busy machine), evaluate every second, every `for:` 2 s, Alertmanager

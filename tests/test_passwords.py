@@ -10,12 +10,13 @@ import stat
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import DATABASE
 from hrp_harness.passwords import ROLE_ENV, ensure_role_passwords, role_passwords, set_passwords
 
 
+@pytest.mark.unit
 def test_missing_passwords_are_generated_once_into_a_0600_file(tmp_path):
     first = role_passwords(tmp_path, environ={"HRP_APP_PASSWORD": "from env"})
     path = tmp_path / "secrets.json"
@@ -30,6 +31,7 @@ def test_missing_passwords_are_generated_once_into_a_0600_file(tmp_path):
     assert again["hrp_app"][0] not in ("from env", stored["hrp_readonly"])
 
 
+@pytest.mark.unit
 def test_a_secrets_file_open_to_others_is_refused(tmp_path):
     role_passwords(tmp_path, environ={})
     path = tmp_path / "secrets.json"
@@ -38,6 +40,7 @@ def test_a_secrets_file_open_to_others_is_refused(tmp_path):
         role_passwords(tmp_path, environ={})
 
 
+@pytest.mark.cluster
 def test_generated_passwords_are_set_and_log_in(pg_cluster, app_database, tmp_path, monkeypatch):
     for variable in ROLE_ENV.values():
         monkeypatch.delenv(variable)
@@ -54,11 +57,13 @@ def test_generated_passwords_are_set_and_log_in(pg_cluster, app_database, tmp_pa
         set_passwords(app_database, TEST_PASSWORDS)
 
 
+@pytest.mark.cluster
 def test_setting_a_password_of_a_missing_role_says_so(empty_db):
     with pytest.raises(HarnessError, match="role 'hrp_nobody' does not exist"):
         set_passwords(empty_db, {"hrp_nobody": "x"})
 
 
+@pytest.mark.unit
 def test_password_file_is_outside_the_repository_by_default_in_tests():
     from hrp_harness.paths import REPO, state_dir
 

@@ -11,10 +11,12 @@ import threading
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness.app_engine import postgres_engine
 from hrp_harness.passwords import set_passwords
 from hrp_harness.pgbouncer import TX_POOL_SIZE, PgBouncer
+
+pytestmark = pytest.mark.cluster
 
 APP_PW = TEST_PASSWORDS["hrp_app"]
 

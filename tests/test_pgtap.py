@@ -8,12 +8,14 @@ from hrp_harness.pgtap import pgtap_files, run_pgtap
 FILES = pgtap_files()
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("path", FILES, ids=[str(p.relative_to(REPO / "tests" / "pgtap")) for p in FILES])
 def test_pgtap_file(schema_db, path):
     result = run_pgtap(schema_db, path)
     assert result.ok, "\n" + result.report()
 
 
+@pytest.mark.unit
 def test_every_sql_object_area_has_pgtap_coverage():
     """Each SQL file of deploy.plan (but the ledger) has a pgTAP file mirroring its name."""
     from hrp_harness.apply import read_plan

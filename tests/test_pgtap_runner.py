@@ -5,6 +5,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 from hrp_harness.paths import REPO
 from hrp_harness.pgtap import run_pgtap
 
@@ -17,6 +19,7 @@ def write(tmp_path, plan, body):
     return path
 
 
+@pytest.mark.cluster
 def test_failing_assertion_is_reported_with_have_and_want(empty_db, tmp_path):
     path = write(tmp_path, 2, "select is(1, 1, 'one is one');\nselect is(6 * 7, 43, 'the answer');")
     result = run_pgtap(empty_db, path)
@@ -27,18 +30,21 @@ def test_failing_assertion_is_reported_with_have_and_want(empty_db, tmp_path):
     assert "#         have: 42" in report and "#         want: 43" in report
 
 
+@pytest.mark.cluster
 def test_plan_mismatch_fails_even_when_every_assertion_passes(empty_db, tmp_path):
     result = run_pgtap(empty_db, write(tmp_path, 3, "select pass('only one');"))
     assert not result.ok and not result.failures
     assert "planned 3 tests but ran 1" in result.report()
 
 
+@pytest.mark.cluster
 def test_sql_error_fails_with_psql_message(empty_db, tmp_path):
     result = run_pgtap(empty_db, write(tmp_path, 1, "select pass('x');\nselect nope();"))
     assert not result.ok
     assert "psql exited 3" in result.report() and "function nope() does not exist" in result.report()
 
 
+@pytest.mark.cluster
 def test_passing_file_is_ok(empty_db, tmp_path):
     result = run_pgtap(empty_db, write(tmp_path, 1, "select ok(true, 'true is true');"))
     assert result.ok, result.report()
@@ -49,18 +55,21 @@ def verify(dsn: str) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.cluster
 def test_invoke_verify_passes_on_a_deployed_database(schema_db):
     done = verify(schema_db)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "All tests successful." in done.stdout
 
 
+@pytest.mark.cluster
 def test_invoke_verify_fails_on_a_database_without_the_schema(empty_db):
     done = verify(empty_db)
     assert done.returncode != 0
     assert "Result: FAIL" in done.stdout
 
 
+@pytest.mark.cluster
 def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db, tmp_path):
     """The suite is safe on production: fixtures are rolled back, sequences only move forward."""
     import psycopg
@@ -89,6 +98,7 @@ def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db
             assert next_id > before[table][1], f"{table}: the sequence went back to {next_id}"
 
 
+@pytest.mark.unit
 def test_the_shared_pgtap_setup_maps_the_spec_shape_as_the_harness_does():
     """tests/pgtap/spec_mapping.psql holds the source and mapping documents the loader sends for a
     file in the spec's shape (hrp_migration.set_mapping): they must not drift apart."""

@@ -27,6 +27,8 @@ from hrp_harness.paths import REPO
 from hrp_harness.psql import run_file
 
 #: main as released before schema/0031 (the merge of branch perf): the tree that deploys first.
+pytestmark = pytest.mark.cluster
+
 MAIN_BEFORE_RENAME = "e7ecd6056f1b39ed73aef26bd018de6a3e94bdce"
 RENAMED = {"migration": "hrp_migration", "migration_stage": "hrp_migration_stage",
            "migration_work": "hrp_migration_work", "migration_unmapped": "hrp_migration_unmapped",

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import errors, sql
 
-from conftest import TEST_PASSWORDS
+from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
 from hrp_harness.cluster import DATABASE
 from hrp_harness.deploy import deploy
@@ -50,6 +50,7 @@ def wait_for_log(cluster, needle: str, timeout: float = 10) -> str:
 
 # -- authentication ------------------------------------------------------------------------------
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_logs_in_over_tls13_with_its_hostile_password(pg_cluster, app_database, role):
     with login(pg_cluster, role) as conn:
@@ -60,6 +61,7 @@ def test_each_role_logs_in_over_tls13_with_its_hostile_password(pg_cluster, app_
     assert cipher.startswith("TLS_")
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("role", ROLES)
 def test_passwords_are_scram_verifiers_of_the_given_password(app_database, role):
     with psycopg.connect(app_database) as conn:
@@ -77,21 +79,25 @@ def test_passwords_are_scram_verifiers_of_the_given_password(app_database, role)
     assert base64.b64encode(hmac.new(salted, b"Server Key", "sha256").digest()).decode() == server_key
 
 
+@pytest.mark.cluster
 def test_wrong_password_is_refused(pg_cluster, app_database):
     with pytest.raises(psycopg.OperationalError, match='password authentication failed for user "hrp_app"'):
         login(pg_cluster, "hrp_app", password=TEST_PASSWORDS["hrp_app"] + "x")
 
 
+@pytest.mark.cluster
 def test_tcp_without_tls_is_refused(pg_cluster, app_database):
     with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects connection .*no encryption"):
         login(pg_cluster, "hrp_app", sslmode="disable")
 
 
+@pytest.mark.cluster
 def test_tls_below_1_3_is_refused(pg_cluster, app_database):
     with pytest.raises(psycopg.OperationalError, match="(?i)protocol version|unsupported protocol"):
         login(pg_cluster, "hrp_app", sslmode="require", ssl_max_protocol_version="TLSv1.2")
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("version, refused", [("-tls1_2", True), ("-tls1_3", False)])
 def test_server_refuses_tls_below_1_3_to_any_client(pg_cluster, version, refused):
     """openssl as a second client: the refusal is the server's (alert 70), not libpq's choice."""
@@ -106,11 +112,13 @@ def test_server_refuses_tls_below_1_3_to_any_client(pg_cluster, version, refused
         assert "New, TLSv1.3, Cipher is TLS_" in output and "Verify return code: 0 (ok)" in output, output
 
 
+@pytest.mark.cluster
 def test_login_roles_reach_only_the_application_database(pg_cluster, app_database):
     with pytest.raises(psycopg.OperationalError, match="pg_hba.conf rejects connection"):
         login(pg_cluster, "hrp_app", dbname="postgres")
 
 
+@pytest.mark.cluster
 def test_backup_role_may_open_a_replication_connection(pg_cluster, app_database):
     dsn = pg_cluster.tcp_dsn("replication", "hrp_backup", TEST_PASSWORDS["hrp_backup"],
                              replication="true")
@@ -121,6 +129,7 @@ def test_backup_role_may_open_a_replication_connection(pg_cluster, app_database)
 
 # -- authorisation -------------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_database_connect_is_for_the_four_login_roles_only(app_database):
     with psycopg.connect(app_database) as conn:
         acl = conn.execute(
@@ -131,6 +140,7 @@ def test_database_connect_is_for_the_four_login_roles_only(app_database):
                    ("hrp_readonly", "CONNECT")]
 
 
+@pytest.mark.cluster
 def test_readonly_reads_but_cannot_write(pg_cluster, app_database):
     with login(pg_cluster, "hrp_readonly") as conn:
         conn.execute("select count(*) from public.races, public.race_statistics")
@@ -138,6 +148,7 @@ def test_readonly_reads_but_cannot_write(pg_cluster, app_database):
             conn.execute("insert into public.races (race_name, race_date) values ('x', current_date)")
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("statement, error", [
     ("create table public.intruder (id int)", "permission denied for schema public"),
     ("create table intruder (id int)", "permission denied for schema public"),
@@ -155,6 +166,7 @@ def test_app_cannot_change_the_schema(pg_cluster, app_database, statement, error
             conn.execute(statement)
 
 
+@pytest.mark.cluster
 def test_app_cannot_grant(pg_cluster, app_database):
     with login(pg_cluster, "hrp_app", autocommit=True) as conn:
         conn.execute("grant select on public.users to hrp_backup")  # PostgreSQL: only a warning
@@ -165,6 +177,7 @@ def test_app_cannot_grant(pg_cluster, app_database):
             "select has_table_privilege('hrp_backup', 'public.users', 'select')").fetchone()[0] is False
 
 
+@pytest.mark.cluster
 def test_app_writes_and_uses_sequences(pg_cluster, app_database):
     with login(pg_cluster, "hrp_app") as conn:
         race = conn.execute("insert into public.races (race_name, race_date) values (%s, %s)"
@@ -176,6 +189,7 @@ def test_app_writes_and_uses_sequences(pg_cluster, app_database):
 
 # -- audit and logging ---------------------------------------------------------------------------
 
+@pytest.mark.cluster
 def test_dml_by_app_is_in_the_audit_log_with_its_parameters(pg_cluster, app_database):
     marker = f"audit probe {time.time_ns()}"
     with login(pg_cluster, "hrp_app") as conn:
@@ -192,6 +206,7 @@ def test_dml_by_app_is_in_the_audit_log_with_its_parameters(pg_cluster, app_data
     assert f"{marker},2026-03-04" in line  # pgaudit.log_parameter: the bound values
 
 
+@pytest.mark.cluster
 def test_passwords_and_verifiers_never_reach_the_log(pg_cluster, app_database):
     deploy(pg_cluster.dsn(DATABASE), echo=quiet)  # sets the passwords again, now
     with psycopg.connect(app_database) as conn:
@@ -210,6 +225,7 @@ def test_passwords_and_verifiers_never_reach_the_log(pg_cluster, app_database):
     assert "alter role hrp_app password" not in text.lower()
 
 
+@pytest.mark.cluster
 @pytest.mark.parametrize("role", ROLES)
 def test_a_role_changing_its_own_password_logs_no_password(pg_cluster, app_database, role):
     """What the app (or a person in psql) does: ALTER ROLE ... PASSWORD in clear text. pgaudit logs the
@@ -248,6 +264,7 @@ def test_a_role_changing_its_own_password_logs_no_password(pg_cluster, app_datab
     assert kept == 0
 
 
+@pytest.mark.cluster
 def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_database):
     for role in ROLES:
         dsn = psycopg.conninfo.make_conninfo(host=str(pg_cluster.socket_dir), port=pg_cluster.port, user=role,
@@ -259,6 +276,7 @@ def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_dat
             psycopg.connect(psycopg.conninfo.make_conninfo(dsn, dbname="postgres"))
 
 
+@pytest.mark.cluster
 def test_database_scope_audit_settings_equal_the_conf_fragments(app_database):
     from hrp_harness.conf import conf_settings, unquote
 
@@ -281,6 +299,7 @@ HOSTILE_DB = "hrp \"x\"; revoke all on database postgres from public; --"
 HOSTILE_ADMIN = 'adm"; drop role hrp_app; --'
 
 
+@pytest.mark.cluster
 def test_hostile_database_and_admin_names_are_quoted_never_executed(pg_cluster, app_database):
     password = "adm 'pw'; --"
     with psycopg.connect(pg_cluster.dsn(), autocommit=True) as conn:
@@ -310,6 +329,7 @@ def test_hostile_database_and_admin_names_are_quoted_never_executed(pg_cluster, 
             conn.execute(sql.SQL("drop role {}").format(sql.Identifier(HOSTILE_ADMIN)))
 
 
+@pytest.mark.unit
 def test_empty_password_variable_is_refused(monkeypatch, tmp_path):
     monkeypatch.setenv("HRP_READONLY_PASSWORD", "")
     with pytest.raises(HarnessError, match="HRP_READONLY_PASSWORD is set but empty"):

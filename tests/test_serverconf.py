@@ -7,7 +7,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from conftest import TEST_PASSWORDS, new_cluster_base
+from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness.cluster import DATABASE, Cluster
 from hrp_harness.deploy import deploy
 from hrp_harness.paths import REPO
@@ -34,6 +34,7 @@ def dsn_deploy(plain_server):
     return target, lines
 
 
+@pytest.mark.cluster
 def test_dsn_deploy_lists_server_wide_settings_with_restart_marks(dsn_deploy):
     _, lines = dsn_deploy
     text = "\n".join(lines)
@@ -49,6 +50,7 @@ def test_dsn_deploy_lists_server_wide_settings_with_restart_marks(dsn_deploy):
     assert "log_statement = " not in text and "log_min_duration_statement" not in text
 
 
+@pytest.mark.cluster
 def test_dsn_deploy_without_pg_cron_says_the_jobs_are_not_scheduled_and_succeeds(dsn_deploy):
     target, lines = dsn_deploy
     notice = [line for line in lines if line.startswith("maintenance jobs NOT scheduled")]
@@ -60,6 +62,7 @@ def test_dsn_deploy_without_pg_cron_says_the_jobs_are_not_scheduled_and_succeeds
         assert conn.execute("select count(*) from hrp_maintenance.schedule").fetchone()[0] == 3
 
 
+@pytest.mark.cluster
 def test_dsn_deploy_changes_nothing_server_wide(plain_server, dsn_deploy):
     auto = (plain_server.datadir / "postgresql.auto.conf").read_text()
     assert [line for line in auto.splitlines() if not line.startswith("#")] == []
@@ -69,6 +72,7 @@ def test_dsn_deploy_changes_nothing_server_wide(plain_server, dsn_deploy):
     assert got == {"ssl": "off", "log_statement": "none", "shared_preload_libraries": ""}
 
 
+@pytest.mark.cluster
 def test_dsn_deploy_sets_audit_and_logging_at_database_scope(dsn_deploy):
     target, _ = dsn_deploy
     with psycopg.connect(target) as conn:
@@ -81,6 +85,7 @@ def test_dsn_deploy_sets_audit_and_logging_at_database_scope(dsn_deploy):
     assert has_pgaudit is None  # not preloaded: not created (and the deploy did not fail)
 
 
+@pytest.mark.cluster
 def test_dsn_deploy_roles_are_scram_with_exactly_the_spec_privileges(plain_server, dsn_deploy):
     target, _ = dsn_deploy
     with psycopg.connect(target) as conn:
@@ -99,12 +104,14 @@ def test_dsn_deploy_roles_are_scram_with_exactly_the_spec_privileges(plain_serve
         assert result.ok, "\n" + result.report()
 
 
+@pytest.mark.cluster
 def test_a_server_with_every_setting_needs_nothing(pg_cluster, app_database):
     advice = server_advice(app_database)
     assert [a.name for a in advice if not a.satisfied] == []
     assert advice_lines(advice)[0].startswith("server-wide settings: this server already has")
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("name, wanted, setting, unit, expected", [
     ("log_rotation_size", "100MB", "102400", "kB", True),
     ("log_rotation_age", "1d", "1440", "min", True),

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 
+import pytest
+
 from hrp_harness.paths import REPO
+
+pytestmark = pytest.mark.unit
 
 
 def test_setup_when_done_installs_and_rebuilds_nothing():

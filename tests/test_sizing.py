@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 import psycopg
+import pytest
 
 from hrp_harness.cluster import Cluster, max_connections
 from hrp_harness.conf import render
@@ -25,6 +26,7 @@ def _readme_reference() -> dict[str, str]:
     return {name.lower(): spec for name, spec in re.findall(r"^\| `([A-Z_]+)` \| (\S+) \|", section, re.M)}
 
 
+@pytest.mark.unit
 def test_spec_host_renders_the_documented_reference(tmp_path):
     got = _rendered(tmp_path, SPEC_HOST)
     # the spec's own "Configuration Optimization" values for its 64 GB host
@@ -38,6 +40,7 @@ def test_spec_host_renders_the_documented_reference(tmp_path):
     assert {name: got[name] for name in _readme_reference()} == _readme_reference()
 
 
+@pytest.mark.unit
 def test_this_machine_renders_from_its_cores_and_memory(tmp_path):
     host = Host.this_machine()
     got = _rendered(tmp_path, host)
@@ -50,12 +53,14 @@ def test_this_machine_renders_from_its_cores_and_memory(tmp_path):
     assert got != _rendered(tmp_path, SPEC_HOST)
 
 
+@pytest.mark.unit
 def test_a_small_host_gets_the_floors():
     values = sized_values(Host(ram_mb=1024, cores=1), max_connections=100)
     assert values["WORK_MEM"] == "4MB" and values["MAX_WORKER_PROCESSES"] == "8"
     assert values["MAX_PARALLEL_WORKERS_PER_GATHER"] == "1" and values["MAX_WAL_SIZE"] == "1024MB"
 
 
+@pytest.mark.cluster
 def test_running_cluster_has_the_sized_values(pg_cluster):
     want = sized_values(Host.this_machine(), max_connections(), pg_cluster.shared_buffers_mb)
     with psycopg.connect(pg_cluster.dsn()) as conn:

@@ -12,6 +12,8 @@ import pytest
 from hrp_harness.paths import REPO
 from hrp_harness.psql import psql_argv
 
+pytestmark = pytest.mark.cluster
+
 SPEC = REPO.parent / "shared" / "spec" / "postgresql-migration-spec.md"
 
 # Spec indexes left out because another index has exactly the same definition (see schema/).

@@ -18,6 +18,7 @@ def openssl_text(path) -> str:
                           capture_output=True, text=True, check=True).stdout
 
 
+@pytest.mark.cluster
 def test_generated_server_certificate_is_for_loopback_and_signed_by_the_ca(pg_cluster):
     cert, key, ca = (pg_cluster.tls_dir / n for n in ("server.crt", "server.key", "ca.crt"))
     text = openssl_text(cert)
@@ -37,9 +38,10 @@ def test_generated_server_certificate_is_for_loopback_and_signed_by_the_ca(pg_cl
     assert got == {"ssl": "on", "ssl_min_protocol_version": "TLSv1.3", "ssl_cert_file": str(cert)}
 
 
+@pytest.mark.cluster
 def test_real_certificates_from_the_environment_are_installed_and_served(
         pg_cluster, app_database, tmp_path, monkeypatch):
-    from conftest import TEST_PASSWORDS
+    from helpers import TEST_PASSWORDS
 
     real = tmp_path / "real"
     real.mkdir()
@@ -59,6 +61,7 @@ def test_real_certificates_from_the_environment_are_installed_and_served(
         assert conn.execute("select ssl from pg_stat_ssl where pid = pg_backend_pid()").fetchone()[0]
 
 
+@pytest.mark.unit
 def test_half_a_real_certificate_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv(tls.ENV_CERT, str(tmp_path / "server.crt"))
     monkeypatch.delenv(tls.ENV_KEY, raising=False)
@@ -66,6 +69,7 @@ def test_half_a_real_certificate_is_refused(tmp_path, monkeypatch):
         tls.install(tmp_path / "tls")
 
 
+@pytest.mark.unit
 def test_a_missing_real_certificate_file_is_named(tmp_path, monkeypatch):
     monkeypatch.setenv(tls.ENV_CERT, str(tmp_path / "nope.crt"))
     monkeypatch.setenv(tls.ENV_KEY, str(tmp_path / "nope.key"))

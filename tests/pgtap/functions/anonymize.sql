@@ -3,7 +3,9 @@
 -- behaviour is tested by tests/test_anonymize.py on a throwaway copy instead. The views are
 -- tests/pgtap/views/anonymize.sql's.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(6);
 
 select has_schema('hrp_anonymize', 'schema hrp_anonymize exists');

@@ -3,7 +3,9 @@
 -- and the days-left arithmetic.
 -- Safe against a loaded database: everything it writes is rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(24);
 
 select is(

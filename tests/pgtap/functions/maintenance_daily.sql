@@ -5,7 +5,9 @@
 -- waited for. The VACUUM and ANALYZE really run (in their own sessions, committed: harmless);
 -- the run records are rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(16);
 
 -- the rule

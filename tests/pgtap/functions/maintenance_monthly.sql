@@ -4,7 +4,9 @@
 -- Safe against a loaded database: the fixture and the run are rolled back.
 -- noqa: disable=AL03
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(9);
 
 -- Fixture: a capacity report 30 days ago, races 1 MB smaller then, and the disk 30 GB less used.

@@ -3,7 +3,9 @@
 -- Safe against a loaded database: the fixture is rolled back.
 -- noqa: disable=AL03
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(7);
 
 select has_function(

@@ -4,7 +4,9 @@
 -- `invoke verify` against a live database leaves its week's statistics alone; the reset is
 -- tested on a throwaway database (tests/test_maintenance.py).
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(14);
 
 select ok(

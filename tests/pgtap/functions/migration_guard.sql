@@ -3,7 +3,9 @@
 -- the app": the counts of target_changes, each refusal of guard_target, the cutover mark, the
 -- fingerprint generations' life cycle, and keys swapped between rows applied by one upsert.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(22);
 
 -- Whole-table steps: see tests/pgtap/functions/migration_load.sql for why the tables are emptied

@@ -1,7 +1,9 @@
 -- pgTAP tests for functions/migration_keys.sql: drop_keys removes the keys, indexes and foreign
 -- keys of the spec's tables and restore_keys brings back the same definitions and comments.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(9);
 
 create temp table before_keys as

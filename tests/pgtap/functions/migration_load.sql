@@ -2,7 +2,9 @@
 -- mapping, orphans, duplicates, quarantine sync (idempotent), insert and merge with the update
 -- trigger kept off the source timestamps.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(26);
 
 -- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test

@@ -3,7 +3,9 @@
 -- invalid ones, the counted normalisations), the canonical-value shortcut against the rules, the
 -- resolution of a mapping file against a source, and an alternative rule (date_part).
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(28);
 
 -- noqa: disable=PRS

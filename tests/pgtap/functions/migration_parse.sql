@@ -1,7 +1,9 @@
 -- pgTAP tests for functions/migration_parse.sql: each parser on the staged text forms pgloader
 -- produces, valid and invalid, and that none of them raises.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(33);
 
 select is(hrp_migration.parse_int('42'), 42::bigint, 'parse_int: plain integer');

@@ -1,7 +1,9 @@
 -- pgTAP tests for functions/migration_validate.sql: the order-independent checksum, the accounting
 -- assertion and the checksum comparison of finish_table, sequences, and --max-quarantine.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(10);
 
 -- These steps act on whole tables: against a deployed, loaded database (`invoke verify`) the test

@@ -3,7 +3,9 @@
 -- function only hrp_monitor may run, and hrp_monitor reads statistics but no table of the
 -- application and cannot reset the statistics.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(17);
 
 select has_schema('hrp_monitor', 'schema hrp_monitor exists');

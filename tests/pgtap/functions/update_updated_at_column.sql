@@ -4,7 +4,9 @@
 -- so rows are inserted with an old updated_at) and leaves created_at alone.
 -- Safe against a loaded database: fixtures are named 'pgtap ...' and rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(20);
 
 select has_function(

@@ -3,7 +3,9 @@
 -- (The database-scope settings themselves are checked by tests/test_security.py: a database cloned
 -- from a template does not inherit them.)
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(8);
 
 select has_extension('hrp_deploy', 'pgaudit', 'pgaudit is installed in schema hrp_deploy');

@@ -4,7 +4,9 @@
 -- hrp_owner) the same grants. (Database CONNECT is checked by tests/test_security.py: a database
 -- cloned from a template does not inherit its ACL.)
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(80);
 
 -- Tables and views: 7 relations x 4 roles.

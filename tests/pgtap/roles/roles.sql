@@ -2,7 +2,9 @@
 -- issue 14 for hrp_monitor) gives them; the only membership is hrp_monitor's in pg_monitor, and no
 -- other role holds a role of theirs.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(12);
 
 select has_role('hrp_owner', 'role hrp_owner exists');

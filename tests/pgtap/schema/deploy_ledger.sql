@@ -1,7 +1,9 @@
 -- pgTAP tests for schema/0000_deploy_ledger.sql: the apply ledger and its record function.
 -- Safe against a deployed database: everything runs in one transaction and is rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(16);
 
 select has_schema('hrp_deploy', 'schema hrp_deploy exists');

@@ -1,7 +1,9 @@
 -- pgTAP tests for schema/0001_enums.sql: the three enum types, their labels in
 -- order, and that an unknown label is refused.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(12);
 
 select has_enum('public', 'race_type_enum', 'enum public.race_type_enum exists');

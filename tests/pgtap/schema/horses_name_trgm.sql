@@ -2,7 +2,9 @@
 -- index on horses.horse_name, the horse search using it, the app roles' USAGE.
 -- Safe against a loaded database: fixtures are named 'pgtap ...' and rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(9);
 
 select has_schema('extensions', 'schema extensions exists');

@@ -2,7 +2,9 @@
 -- and checks, and that no application role can reach it.
 -- Safe against a loaded database: fixtures are rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(19);
 
 select has_schema('hrp_maintenance', 'schema hrp_maintenance exists');

@@ -1,7 +1,9 @@
 -- pgTAP tests for schema/0021_maintenance_schedule.sql: the three jobs of the issue, each calling
 -- a function that exists, at the times the README and `invoke maintenance.window` state (UTC).
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(5);
 
 select set_eq(

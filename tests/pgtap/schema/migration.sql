@@ -1,7 +1,9 @@
 -- pgTAP tests for schema/0010_migration.sql: the migration ledger (runs, run_tables), the
 -- quarantine, the all-text UNLOGGED staging tables, and the accounting check.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(18);
 
 -- the staging tables of the spec's shape, as a load of such a source makes them (a database loaded

@@ -2,7 +2,9 @@
 -- map), the per-row extra values, the schemas of the work tables and of the unmapped source
 -- tables, and the mapping recorded with each run.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(13);
 
 select has_schema('hrp_migration_work', 'schema hrp_migration_work exists (the typed work tables)');

@@ -2,7 +2,9 @@
 -- generation), the checksum columns of run_tables, the fingerprint generation of runs, and the
 -- single-row cutover mark.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(14);
 
 select has_table(

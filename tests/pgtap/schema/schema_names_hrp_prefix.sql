@@ -3,7 +3,9 @@
 -- renamed functions, nothing of the project still names an old schema, and a second run of the
 -- file changes nothing.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(41);
 
 select has_schema('hrp_migration', 'schema hrp_migration exists');

@@ -3,7 +3,9 @@
 -- columns unchanged.
 -- Safe against a loaded database: fixtures are named 'pgtap ...' and rolled back.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../setup.psql
+-- noqa: enable=PRS
 select plan(11);
 
 select is_empty(

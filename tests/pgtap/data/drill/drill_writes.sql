@@ -2,7 +2,9 @@
 -- inside this rolled-back transaction (no deploy creates it: hrp_harness.writeload does, in the HA
 -- cluster's `postgres` database). Run twice: re-runnable, and each run leaves the table empty.
 begin;
-create extension if not exists pgtap;
+-- noqa: disable=PRS
+\ir ../../setup.psql
+-- noqa: enable=PRS
 select plan(7);
 
 -- noqa: disable=PRS
