@@ -301,6 +301,7 @@ class HaCluster:
         victims = self.node_processes(name)
         killed_at = time.monotonic()
         procs.kill_tree_now([p.pid for p in victims])
+        procs.kill_by_cwd(self.data_dir(name))  # a backend forked meanwhile, orphaned
         return killed_at
 
     # -- lifecycle -----------------------------------------------------------------------------

@@ -169,6 +169,35 @@ def kill_tree_now(pids: list[int]) -> None:
     wait_gone(victims, timeout=10)
 
 
+def kill_by_cwd(directory: Path, timeout: float = 10) -> list[int]:
+    """SIGKILL every process whose working directory is DIRECTORY (a postmaster's backends run in its
+    data directory), again until none is left: a backend forked while its postmaster was being
+    killed outlives the kill of the tree it was not yet part of, and holds the shared memory that
+    keeps the member from starting again. Returns the pids killed."""
+    directory = Path(directory).resolve()
+    killed: list[int] = []
+
+    def survivors() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter(["cwd"]):
+            if proc.info.get("cwd") and Path(proc.info["cwd"]) == directory:
+                found.append(proc)
+        return found
+
+    def swept() -> bool:
+        left = survivors()
+        for proc in left:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+                killed.append(proc.pid)
+            except ProcessLookupError:
+                pass
+        return not left
+
+    wait_until(swept, timeout, f"the processes running in {directory} to die")
+    return killed
+
+
 def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.2,
                ignore: tuple[type[BaseException], ...] = (OSError,),
                error: type[HarnessError] = HarnessError,

@@ -78,3 +78,25 @@ def test_a_controller_that_is_never_ready_times_out_naming_its_log(tmp_path):
             server.start(timeout=0.3)
     finally:
         server.stop(timeout=5)
+
+
+def test_kill_by_cwd_kills_every_process_running_in_the_directory_and_no_other(tmp_path):
+    """The sweep after a node kill: processes whose working directory is the data directory die
+    (an orphaned backend among them), one running elsewhere lives."""
+    import subprocess
+
+    inside = [subprocess.Popen(["sleep", "60"], cwd=tmp_path) for _ in range(2)]
+    orphan_parent = subprocess.Popen(["sh", "-c", "sleep 60 & echo $!"], cwd=tmp_path, stdout=subprocess.PIPE,
+                                     text=True)
+    orphan = int(orphan_parent.stdout.readline())
+    orphan_parent.wait()
+    outside = subprocess.Popen(["sleep", "60"], cwd="/")
+    try:
+        killed = procs.kill_by_cwd(tmp_path, timeout=5)
+        assert {p.pid for p in inside} | {orphan} <= set(killed)
+        assert all(p.wait(5) == -9 for p in inside)
+        assert not procs.psutil.pid_exists(orphan) or procs.psutil.Process(orphan).status() == "zombie"
+        assert outside.poll() is None and outside.pid not in killed
+    finally:
+        outside.kill()
+        outside.wait()
