@@ -75,14 +75,14 @@ def writable_file(path: str | os.PathLike, option: str) -> Path:
     parent = target.parent
     if not parent.is_dir():
         raise HarnessError(f"{option} {path}: directory {parent} does not exist")
-    if target.is_dir():
-        raise HarnessError(f"{option} {path}: is a directory")
     try:
         limit = os.pathconf(parent, "PC_NAME_MAX")
     except OSError:
         limit = 255
-    if len(target.name.encode()) > limit:
+    if len(target.name.encode()) > limit:  # before is_dir(), which raises on such a name
         raise HarnessError(f"{option} {path}: the file name is longer than {limit} bytes")
+    if target.is_dir():
+        raise HarnessError(f"{option} {path}: is a directory")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise HarnessError(f"{option} {path}: directory {parent} is not writable")
     return target

@@ -94,7 +94,8 @@ def test_a_sqlite_source_is_an_existing_readable_regular_file(tmp_path):
 def test_a_writable_file_is_in_an_existing_directory_and_not_one(tmp_path):
     assert writable_file(tmp_path / "r.json", "--report") == tmp_path / "r.json"
     for given, message in [(tmp_path / "no" / "r.json", f"directory {tmp_path / 'no'} does not exist"),
-                           (tmp_path, "is a directory")]:
+                           (tmp_path, "is a directory"),
+                           (tmp_path / ("r" * 300), "the file name is longer than 255 bytes")]:
         with pytest.raises(HarnessError) as refused:
             writable_file(given, "--report")
         assert str(refused.value) == f"--report {given}: {message}"
