@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 from invoke import Collection, task
 
-from hrp_harness import HarnessError, inputs
+from hrp_harness import HarnessError
+from hrp_harness.platform import inputs
 
 
 def _report_errors(kind, exc, traceback) -> None:
@@ -29,7 +30,7 @@ def _report_errors(kind, exc, traceback) -> None:
     else:
         status = 1
         try:
-            from hrp_harness.paths import write_crash_log
+            from hrp_harness.platform.paths import write_crash_log
 
             log = write_crash_log(kind, exc, traceback)
             print(f"error: unexpected {kind.__name__}: {str(exc).strip()} (a bug in the harness; "
@@ -67,8 +68,7 @@ def _quote(text: str) -> str:
     return shlex.quote(text)
 
 
-# -- The platform: the embedded cluster, deploy, apply, pgTAP, lint, tests (hrp_harness/deploy.py,
-# -- cluster.py, apply.py) ------------------------------------------------------------------------
+# -- The platform: the embedded cluster, deploy, apply, pgTAP, lint, tests (hrp_harness/platform/) --
 
 
 @declare(help={"dsn": "superuser URL naming the target database (created when missing); "
@@ -85,8 +85,8 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
     Without --sqlite the generated sample is loaded only into a database that holds no rows and no
     load ever wrote; a database holding data keeps every row (deploy then applies what is pending
     and says it left the data alone)."""
-    from hrp_harness.deploy import app_dsn, deploy_and_load, embedded_cluster, pooled_dsn
-    from hrp_harness.passwords import secrets_file
+    from hrp_harness.platform.deploy import app_dsn, deploy_and_load, embedded_cluster, pooled_dsn
+    from hrp_harness.platform.passwords import secrets_file
 
     target = deploy_and_load(dsn, sqlite, source_timezone, mapping=mapping)
     if dsn is None:
@@ -107,8 +107,8 @@ def deploy(c, dsn=None, sqlite=None, source_timezone="UTC", mapping=None):
             "dry_run": "list what would run, run nothing"})
 def apply(c, dsn=None, dry_run=False):
     """Apply what is pending of deploy.plan (versioned once, repeatable when changed)."""
-    from hrp_harness.apply import apply as run_apply
-    from hrp_harness.deploy import DATABASE, embedded_cluster
+    from hrp_harness.platform.apply import apply as run_apply
+    from hrp_harness.platform.deploy import DATABASE, embedded_cluster
 
     run_apply(dsn or embedded_cluster().dsn(DATABASE), dry_run=dry_run)
 
@@ -116,9 +116,9 @@ def apply(c, dsn=None, dry_run=False):
 @declare(help={"dsn": "superuser URL of a deployed database; default: the embedded cluster"})
 def verify(c, dsn=None):
     """Run the pgTAP suite (tests/pgtap) with pg_prove against a deployed database."""
-    from hrp_harness.deploy import DATABASE, embedded_cluster
-    from hrp_harness.pgtap import PGTAP_DIR
-    from hrp_harness.psql import libpq_env
+    from hrp_harness.platform.deploy import DATABASE, embedded_cluster
+    from hrp_harness.platform.pgtap import PGTAP_DIR
+    from hrp_harness.platform.psql import libpq_env
 
     env = libpq_env(dsn or embedded_cluster().dsn(DATABASE))
     result = c.run(f"pg_prove --recurse --ext .sql {_quote(str(PGTAP_DIR))}", env=env, warn=True)
@@ -128,8 +128,8 @@ def verify(c, dsn=None):
 @declare()
 def lint(c):
     """sqlfluff (postgres dialect, .sqlfluff) over every SQL file of the project."""
-    from hrp_harness.lint import lint_argv
-    from hrp_harness.paths import REPO
+    from hrp_harness.platform.lint import lint_argv
+    from hrp_harness.platform.paths import REPO
 
     with c.cd(str(REPO)):  # sqlfluff reads nested .sqlfluff files relative to the cwd
         result = c.run(" ".join(_quote(arg) for arg in lint_argv()), warn=True)
@@ -150,7 +150,7 @@ def test(c, k=None, slow=False):
 @declare()
 def status(c):
     """Show whether the embedded cluster runs, where, and what is applied."""
-    from hrp_harness.deploy import status_lines
+    from hrp_harness.platform.deploy import status_lines
 
     print("\n".join(status_lines()))
 
@@ -158,7 +158,7 @@ def status(c):
 @declare()
 def start(c):
     """Start the embedded cluster and its PgBouncer (after `invoke stop`)."""
-    from hrp_harness.deploy import embedded_cluster, start_pooler
+    from hrp_harness.platform.deploy import embedded_cluster, start_pooler
 
     cluster = embedded_cluster()
     cluster.start()
@@ -169,8 +169,8 @@ def start(c):
 @declare()
 def stop(c):
     """Stop the embedded cluster's PgBouncer (by pid), then the cluster (by its data directory)."""
-    from hrp_harness.deploy import embedded_cluster
-    from hrp_harness.pgbouncer import PgBouncer
+    from hrp_harness.platform.deploy import embedded_cluster
+    from hrp_harness.platform.pgbouncer import PgBouncer
 
     cluster = embedded_cluster()
     PgBouncer(cluster).stop()
@@ -181,7 +181,7 @@ def stop(c):
 @declare("conf", name="install")
 def conf_install(c):
     """Install conf/ into the embedded cluster's conf.d, then reload or restart as needed."""
-    from hrp_harness.deploy import start_embedded
+    from hrp_harness.platform.deploy import start_embedded
 
     start_embedded()
 
@@ -204,7 +204,7 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
          discard_target_changes=False, final=False, mapping=None):
     """Load a SQLite file into the schema: preflight, pgloader staging, SQL transform, quarantine, report."""
     from hrp_harness import migration
-    from hrp_harness.deploy import DATABASE, embedded_cluster
+    from hrp_harness.platform.deploy import DATABASE, embedded_cluster
 
     migration.load(sqlite, dsn or embedded_cluster().dsn(DATABASE), incremental=incremental,
                  max_quarantine=max_quarantine, source_timezone=source_timezone, report_path=report,
@@ -215,7 +215,7 @@ def load(c, sqlite, dsn=None, incremental=False, max_quarantine=None, source_tim
                    "hrp_database"})
 def cutover(c, dsn=None):
     """Mark the database live after its last load: the app owns the data, every later load is refused."""
-    from hrp_harness.deploy import DATABASE, embedded_cluster
+    from hrp_harness.platform.deploy import DATABASE, embedded_cluster
     from hrp_harness.migration import mark_live
 
     run = mark_live(dsn or embedded_cluster().dsn(DATABASE))
@@ -229,7 +229,7 @@ def cutover(c, dsn=None):
                      "data/mappings/hrp-app-2025.toml)"})
 def sample(c, out, size="test", seed=1, shape="spec"):
     """Generate a deterministic sample SQLite database of the HRP app (data/sample/)."""
-    from hrp_harness import sample as gen
+    from hrp_harness.migration import sample as gen
 
     if size not in gen.SIZES or shape not in gen.SHAPES:
         raise HarnessError(f"--size is one of {', '.join(gen.SIZES)}, --shape one of {', '.join(gen.SHAPES)}")
@@ -238,7 +238,7 @@ def sample(c, out, size="test", seed=1, shape="spec"):
     print(f"wrote {path} ({size}, {shape} shape, seed {seed})")
 
 
-# -- High availability: the Patroni cluster over etcd (hrp_harness/ha.py, chaos.py) --------------
+# -- High availability: the Patroni cluster over etcd (hrp_harness/ha/) ----------------------------
 
 def _json_out(data) -> None:
     import json
@@ -253,7 +253,7 @@ def cluster_up(c, timings="production"):
     etcd, in STATE/ha on free loopback ports, and apply the schema to hrp_database; an existing
     cluster is brought back from whatever state it is in (stopped or frozen processes, stale
     keys, pause, a member that does not stream)."""
-    from hrp_harness.ha import bring_up
+    from hrp_harness.ha.patroni import bring_up
 
     _json_out(bring_up(timings))
 
@@ -262,7 +262,7 @@ def cluster_up(c, timings="production"):
 def cluster_down(c, wipe=False):
     """Stop the Patroni cluster (replicas, then the leader, then etcd), by pid and data directory;
     stopped (frozen) processes are continued first."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     HaCluster().down(wipe=wipe)
     print("stopped" + (" and wiped" if wipe else ""))
@@ -272,7 +272,7 @@ def cluster_down(c, wipe=False):
 def cluster_status(c):
     """Members of the Patroni cluster (role, state, timeline, lag, tags, pids), what is unhealthy,
     last line JSON; exit 1 unless healthy (one leader, a sync standby, every member streaming)."""
-    from hrp_harness.ha import HaCluster, status_lines
+    from hrp_harness.ha.patroni import HaCluster, status_lines
 
     status = HaCluster().status()
     print("\n".join(status_lines(status)))
@@ -285,7 +285,7 @@ def cluster_drill(c, timings="drill"):
     """Failover drill: write load, kill the primary's Patroni and postmaster, measure RTO and lost
     commits, rejoin the old primary with pg_rewind. Last line: one JSON object. Exit 1 if a target
     is missed."""
-    from hrp_harness.ha import run_drill
+    from hrp_harness.ha.patroni import run_drill
 
     result, lines = run_drill(timings)
     print("\n".join(lines))
@@ -300,7 +300,7 @@ def cluster_chaos(c, fault, rounds=1, timings="production"):
     """One fault under a recorded write load, ROUNDS times: acknowledged commits checked on the final
     primary, convergence required within a bound; a table, last line JSON. Exit 1 on a lost commit,
     no convergence, or a write outage over 120 s."""
-    from hrp_harness.chaos import passed, run_chaos
+    from hrp_harness.ha.chaos import passed, run_chaos
 
     summary = run_chaos(fault, int(rounds), timings)
     sys.exit(0 if passed(summary) else 1)
@@ -309,7 +309,7 @@ def cluster_chaos(c, fault, rounds=1, timings="production"):
 @declare("cluster", name="switchover", help={"candidate": "member to promote (default: the sync standby)"})
 def cluster_switchover(c, candidate=None):
     """Planned change of primary (patronictl switchover), waiting until the cluster is healthy."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     _json_out(HaCluster().switchover(candidate))
 
@@ -318,7 +318,7 @@ def cluster_switchover(c, candidate=None):
 def cluster_failover(c, candidate):
     """Manual failover to CANDIDATE (patronictl failover; also without a healthy leader), waiting
     until the cluster is healthy. A candidate that is not the sync standby may lack commits."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     _json_out(HaCluster().failover(candidate))
 
@@ -328,7 +328,7 @@ def cluster_failover(c, candidate):
 def cluster_member(c, name, action):
     """One member: start | stop | restart (PostgreSQL, through Patroni) | reinit (re-clone a replica
     from the leader); waits until it is done."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     _json_out(HaCluster().member(name, action))
 
@@ -336,7 +336,7 @@ def cluster_member(c, name, action):
 @declare("cluster", name="pause")
 def cluster_pause(c):
     """Maintenance mode: Patroni stops failing over and leaves PostgreSQL alone (patronictl pause)."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     _json_out(HaCluster().pause(True))
 
@@ -344,20 +344,20 @@ def cluster_pause(c):
 @declare("cluster", name="resume")
 def cluster_resume(c):
     """End maintenance mode (patronictl resume)."""
-    from hrp_harness.ha import HaCluster
+    from hrp_harness.ha.patroni import HaCluster
 
     _json_out(HaCluster().pause(False))
 
 
-# -- Backups and copies: pgBackRest, PITR, encrypted pg_dump, anonymised copies (backup.py,
-# -- logical.py, anonymize.py) --------------------------------------------------------------------
+# -- Backups and copies: pgBackRest and PITR (hrp_harness/ha/backup.py), encrypted pg_dump and
+# -- anonymised copies (hrp_harness/ops/logical.py, anonymize.py) ---------------------------------
 
 def _repository(ha: bool, need_running: bool = True):
     """The HA cluster's stanza, or the embedded cluster's, and a DSN of the source (None when it
     does not run). No task starts a stopped cluster: one that needs the server (need_running)
     fails saying it is stopped, the others work on the repository alone and say so."""
     if ha:
-        from hrp_harness.ha import HaCluster
+        from hrp_harness.ha.patroni import HaCluster
 
         cluster = HaCluster()
         if cluster.meta is None:
@@ -369,7 +369,7 @@ def _repository(ha: bool, need_running: bool = True):
         if not running:
             print("note: the HA cluster is stopped; using the repository alone", file=sys.stderr)
         return cluster.repository, cluster.dsn() if running else None
-    from hrp_harness.backup import embedded
+    from hrp_harness.ha.backup import embedded
 
     cluster, repo = embedded(need_running=need_running)
     if not cluster.running:
@@ -411,8 +411,8 @@ def backup_expire(c, ha=False):
 def backup_verify(c, ha=False, database=None, keep=False):
     """Weekly recovery test: restore the latest backup (+ archive) to a scratch directory, start it,
     compare per-table row counts and checksums with the source."""
-    from hrp_harness.backup import verify
-    from hrp_harness.deploy import DATABASE
+    from hrp_harness.ha.backup import verify
+    from hrp_harness.platform.deploy import DATABASE
 
     repo, dsn = _repository(ha)
     _json_out(verify(repo, dsn, database or [DATABASE], keep=keep))
@@ -423,8 +423,8 @@ def backup_verify(c, ha=False, database=None, keep=False):
                             "keep_days": "delete dumps older than this (default 30)"})
 def backup_logical(c, ha=False, database=None, keep_days=30):
     """Logical backup: pg_dump -Fc, encrypted (openssl aes-256-cbc), into STATE/logical; rotate."""
-    from hrp_harness import logical
-    from hrp_harness.deploy import DATABASE
+    from hrp_harness.ops import logical
+    from hrp_harness.platform.deploy import DATABASE
 
     _, dsn = _repository(ha)
     path = logical.dump(dsn, database or DATABASE)
@@ -435,7 +435,7 @@ def backup_logical(c, ha=False, database=None, keep_days=30):
 @declare("backup", name="logical-restore", help={"file": "a .pgdump.enc file", "dsn": "target database (empty)"})
 def backup_logical_restore(c, file, dsn):
     """Decrypt a logical backup and pg_restore it into an empty database."""
-    from hrp_harness import logical
+    from hrp_harness.ops import logical
 
     logical.restore(file, dsn)
     print(f"restored {file}")
@@ -450,8 +450,8 @@ def restore(c, to, target_time=None, ha=False, start=False):
     recovery settings in postgresql.auto.conf; archive_mode off in the copy)."""
     import shlex
 
-    from hrp_harness.backup import check_restore_target, restore_copy
-    from hrp_harness.server_user import as_server_user
+    from hrp_harness.ha.backup import check_restore_target, restore_copy
+    from hrp_harness.platform.server_user import as_server_user
 
     check_restore_target(Path(to).resolve())  # before anything, the cluster included
     repo, dsn = _repository(ha, need_running=False)
@@ -466,7 +466,7 @@ def restore(c, to, target_time=None, ha=False, start=False):
 def backup_check(c, ha=False, max_age_hours=26):
     """Daily backup verification (a systemd timer, conf/systemd): archiving works (pgbackrest
     check), the repository is intact (pgbackrest verify), the newest backup is recent enough."""
-    from hrp_harness.maintenance import check_backups
+    from hrp_harness.ops.maintenance import check_backups
 
     repo, _ = _repository(ha)
     _json_out(check_backups(repo, float(max_age_hours)))
@@ -476,19 +476,19 @@ def backup_check(c, ha=False, max_age_hours=26):
             "from_": "superuser URL of the source database; default: the embedded hrp_database"})
 def anonymize(c, to, from_=None):
     """Copy the database with PII replaced (usernames, emails, hashes, names, API keys) for non-production."""
-    from hrp_harness.anonymize import anonymize as run_anonymize
+    from hrp_harness.ops.anonymize import anonymize as run_anonymize
 
     counts = run_anonymize(to, from_)
     print(f"anonymised copy done: {sum(counts.values())} rows in {len(counts)} tables")
 
 
-# -- Routine maintenance: pg_cron jobs, pg_repack, the schedule (hrp_harness/maintenance.py) -----
+# -- Routine maintenance: pg_cron jobs, pg_repack, the schedule (hrp_harness/ops/maintenance.py)
 
 _DSN_HELP = "superuser URL of the database; default: the embedded cluster's hrp_database"
 
 
 def _maintenance_target(dsn):
-    from hrp_harness.deploy import DATABASE, embedded_cluster
+    from hrp_harness.platform.deploy import DATABASE, embedded_cluster
 
     if dsn is not None:
         return dsn
@@ -503,7 +503,7 @@ def _maintenance_target(dsn):
                                "hrp_maintenance.schedule (daily_vacuum_analyze)", "dsn": _DSN_HELP})
 def maintenance_run(c, job, dsn=None):
     """Run a maintenance job now, as pg_cron would (one transaction); print its run and findings."""
-    from hrp_harness.maintenance import figures_text, run_job, table_lines
+    from hrp_harness.ops.maintenance import figures_text, run_job, table_lines
 
     done = run_job(_maintenance_target(dsn), job)
     print(f"{done.jobname}: run {done.run_id} in {done.seconds:.2f} s: {figures_text(done.details, 400)}")
@@ -517,7 +517,7 @@ def maintenance_run(c, job, dsn=None):
                                    "slow_statement, disk_usage, ...)", "dsn": _DSN_HELP})
 def maintenance_report(c, kind=None, dsn=None):
     """The findings of each maintenance job's latest run, as a table."""
-    from hrp_harness.maintenance import report
+    from hrp_harness.ops.maintenance import report
 
     print("\n".join(report(_maintenance_target(dsn), kind)))
 
@@ -525,7 +525,7 @@ def maintenance_report(c, kind=None, dsn=None):
 @declare("maintenance", name="window", help={"dsn": _DSN_HELP})
 def maintenance_window(c, dsn=None):
     """What runs when (UTC): pg_cron jobs, systemd timers, the spec's monthly window for heavy work."""
-    from hrp_harness.maintenance import window
+    from hrp_harness.ops.maintenance import window
 
     print("\n".join(window(_maintenance_target(dsn))))
 
@@ -534,14 +534,14 @@ def maintenance_window(c, dsn=None):
                                     "and 1 MB reclaimable)", "dsn": _DSN_HELP})
 def maintenance_repack(c, table=None, dsn=None):
     """Rebuild bloated tables and indexes online with pg_repack (reads and writes go on)."""
-    from hrp_harness.maintenance import repack
+    from hrp_harness.ops.maintenance import repack
 
     for done in repack(_maintenance_target(dsn), table):
         print(f"repacked {done.kind} {done.name}: {done.bytes_before / 2**20:.1f} MB -> "
               f"{done.bytes_after / 2**20:.1f} MB in {done.seconds:.1f} s")
 
 
-# -- Monitoring and alerting (hrp_harness/monitor.py, conf/monitoring/) ------------------------
+# -- Monitoring and alerting (hrp_harness/ops/monitor.py, conf/monitoring/) --------------------
 
 @declare("monitor", name="up", help={"ha": "watch the Patroni cluster (`invoke cluster.up`) instead of the embedded "
                              "one"})
@@ -552,7 +552,7 @@ def monitor_up(c, ha=False):
     exporter_url."""
     import json
 
-    from hrp_harness.monitor import bring_up
+    from hrp_harness.ops.monitor import bring_up
 
     urls = bring_up(ha=ha)
     print(f"console page: {urls['prometheus_url']}consoles/hrp-overview.html")
@@ -562,7 +562,7 @@ def monitor_up(c, ha=False):
 @declare("monitor", name="down", help={"wipe": "also delete STATE/monitor (Prometheus's data, received alerts)"})
 def monitor_down(c, wipe=False):
     """Stop the monitoring stack (each process by its pid)."""
-    from hrp_harness.monitor import Stack
+    from hrp_harness.ops.monitor import Stack
 
     stack = Stack()
     if stack.meta() is None:
@@ -575,12 +575,12 @@ def monitor_down(c, wipe=False):
 @declare("monitor", name="status")
 def monitor_status(c):
     """The stack's processes, Prometheus's targets and the alerts firing now."""
-    from hrp_harness.monitor import Stack
+    from hrp_harness.ops.monitor import Stack
 
     print("\n".join(Stack().status()))
 
 
-# -- Log management (hrp_harness/logs.py, conf/log-retention.conf) -----------------------------
+# -- Log management (hrp_harness/ops/logs.py, conf/log-retention.conf) -------------------------
 
 @declare("report", name="slow-queries", help={"ha": "the Patroni members' logs instead of the embedded cluster's",
                                  "days": "how many days of log (default 7: the weekly report)",
@@ -588,7 +588,7 @@ def monitor_status(c):
 def report_slow_queries(c, ha=False, days=7, out=None):
     """The weekly slow-query report: pgbadger over the server logs of the last 7 days (statements
     slower than log_min_duration_statement = 1 s, lock waits, errors), as HTML."""
-    from hrp_harness.logs import log_dirs, slow_query_report
+    from hrp_harness.ops.logs import log_dirs, slow_query_report
 
     path = slow_query_report(log_dirs(ha), out=out, days=int(days))
     print(f"wrote {path}")
@@ -599,7 +599,7 @@ def logs_retain(c, ha=False):
     """Apply conf/log-retention.conf (daily): copy the audit and performance entries of closed
     server logs into the archive (HRP_LOG_ARCHIVE_DIR or STATE/log-archive), then delete logs
     older than 90 days, audit archives older than 7 years, performance ones older than 1 year."""
-    from hrp_harness.logs import archive_dir, log_dirs, retain
+    from hrp_harness.ops.logs import archive_dir, log_dirs, retain
 
     result = retain(log_dirs(ha))
     print(f"archived {len(result.archived)} file(s) into {archive_dir()}; deleted "
@@ -607,7 +607,7 @@ def logs_retain(c, ha=False):
           "archive(s) or report(s)")
 
 
-# -- Benchmarks: each on throwaway clusters it creates (hrp_harness/bench_*.py) ---------------
+# -- Benchmarks: each on throwaway clusters it creates (hrp_harness/bench/) -----------------
 
 @declare("bench", name="migration", help={"size": "production (default), test, or 10x (5.6 M rows; also runs the "
                                        "production-size load in the same rounds: the 10x / 1x ratio)",
@@ -615,7 +615,7 @@ def logs_retain(c, ha=False):
                                "repeat": "rounds of every phase, medians reported (default 3)"})
 def bench_migration(c, size="production", seed=1, repeat=3):
     """Benchmark: full migration vs pgloader alone vs plain COPY, side by side (medians); last line JSON."""
-    from hrp_harness.bench_migration import run
+    from hrp_harness.bench.migration import run
 
     run(size=size, seed=int(seed), repeat=int(repeat))
 
@@ -627,7 +627,7 @@ def bench_migration(c, size="production", seed=1, repeat=3):
 def bench_queries(c, size="production", seconds=10, seed=1):
     """Benchmark: the app's queries on SQLite and PostgreSQL (and through PgBouncer) side by side, via
     SQLAlchemy; latencies, inserts/s, 50 users; plans checked; last line JSON. Exit 1: a target missed."""
-    from hrp_harness.bench_queries import run
+    from hrp_harness.bench.queries import run
 
     result = run(size=size, seconds=inputs.positive_number(seconds, "--seconds"),
                  seed=inputs.non_negative_int(seed, "--seed"))
@@ -643,7 +643,7 @@ def bench_queries(c, size="production", seconds=10, seed=1):
 def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
     """Load scenarios with pgbench running the app's queries (custom scripts); a table and a last JSON
     line. Exit 1: the scenario's target missed."""
-    from hrp_harness.bench_load import run
+    from hrp_harness.bench.load import run
 
     result = run(scenario, seconds=None if seconds is None else inputs.positive_number(seconds, "--seconds"),
                  minutes=inputs.positive_number(minutes, "--minutes"),
@@ -655,6 +655,6 @@ def bench_load(c, scenario="load", seconds=None, minutes=10, seed=1):
                                   "seed": "seed of the random query parameters"})
 def bench_partitioning(c, size="production", seed=1):
     """Benchmark: predictions not partitioned vs by month (pg_partman) vs by race_id; last line JSON."""
-    from hrp_harness.bench_partitioning import run
+    from hrp_harness.bench.partitioning import run
 
     run(size=size, seed=int(seed))

@@ -1,6 +1,7 @@
 -- maintenance_table_fingerprints: one row per ordinary table of the current database with its row
 -- count and an md5 of all its rows (as text, in text order), so two servers' copies can be
--- compared table by table. Used by `invoke backup.verify` (hrp_harness.backup.fingerprints) on the
+-- compared table by table. Used by `invoke backup.verify`
+-- (hrp_harness.ha.backup.fingerprints) on the
 -- source and on the restored copy, the weekly recovery test of the maintenance window. Reads every
 -- table in full: meant for the recovery test, not for hot paths.
 -- Runs with its caller's rights; only superusers may execute it, like every maintenance function.

@@ -4,7 +4,8 @@
 -- the project runs. On a server reached with `deploy --dsn` nothing server-wide is changed: these
 -- database-scope settings make this database audited as the spec asks wherever the server's
 -- defaults differ, and the harness prints what a DBA must install server-wide
--- (hrp_harness/serverconf.py). Keep the values equal to conf/audit.conf and conf/logging.conf
+-- (hrp_harness/platform/serverconf.py). Keep the values equal to conf/audit.conf and
+-- conf/logging.conf
 -- (tests/test_audit.py compares them).
 -- pgaudit refuses CREATE EXTENSION unless it is in shared_preload_libraries (a restart): without
 -- it this file only says so and auditing stays off until a DBA preloads it and deploy re-runs.

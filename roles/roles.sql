@@ -2,7 +2,7 @@
 -- owner role. Roles belong to the cluster, not to the database: each is created by a guarded DO
 -- block testing pg_roles (never dropped), then its attributes are (re)asserted, so a re-run also
 -- repairs drift. No password here: the harness sets them as SCRAM verifiers after apply
--- (hrp_harness/passwords.py), from HRP_*_PASSWORD or a generated 0600 secrets file.
+-- (hrp_harness/platform/passwords.py), from HRP_*_PASSWORD or a generated 0600 secrets file.
 --   hrp_owner     NOLOGIN, owns the schema objects (roles/grants.sql hands them over)
 --   hrp_app       the application: DML and sequences only
 --   hrp_readonly  reporting: SELECT only

@@ -13,9 +13,9 @@ import psycopg
 import pytest
 
 from helpers import TEST_PASSWORDS, clone, janitor, new_cluster_base
-from hrp_harness.apply import apply
-from hrp_harness.cluster import DATABASE, Cluster
-from hrp_harness.passwords import ROLE_ENV
+from hrp_harness.platform.apply import apply
+from hrp_harness.platform.cluster import DATABASE, Cluster
+from hrp_harness.platform.passwords import ROLE_ENV
 
 #: pytest.ini's tiers: each test is in exactly one (`slow` comes on top of one).
 TIERS = ("unit", "cluster", "ha")
@@ -84,7 +84,7 @@ def schema_template(pg_cluster):
 def app_database(pg_cluster):
     """Superuser DSN of the session cluster's hrp_database, deployed as `deploy --dsn` does it."""
     # roles, SCRAM passwords, database-scope settings: pg_hba lets the login roles reach only it
-    from hrp_harness.deploy import deploy
+    from hrp_harness.platform.deploy import deploy
 
     yield deploy(pg_cluster.dsn(DATABASE), echo=lambda *_: None)
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from pytest_postgresql.janitor import DatabaseJanitor
 
-from hrp_harness.cluster import SUPERUSER, Cluster
-from hrp_harness.server_user import make_server_dir
+from hrp_harness.platform.cluster import SUPERUSER, Cluster
+from hrp_harness.platform.server_user import make_server_dir
 
 _counter = itertools.count()
 

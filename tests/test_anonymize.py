@@ -12,8 +12,8 @@ import pytest
 from psycopg import sql
 
 from hrp_harness import HarnessError
-from hrp_harness.anonymize import anonymize
-from hrp_harness.paths import REPO
+from hrp_harness.ops.anonymize import anonymize
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.cluster
 

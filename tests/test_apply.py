@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from hrp_harness import HarnessError
-from hrp_harness.apply import apply, read_plan
-from hrp_harness.paths import PLAN, REPO
+from hrp_harness.platform.apply import apply, read_plan
+from hrp_harness.platform.paths import PLAN, REPO
 
 
 def ledger(dsn: str) -> dict[str, tuple[str, int]]:

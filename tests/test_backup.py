@@ -1,4 +1,4 @@
-"""pgBackRest and logical backups on a real cluster (hrp_harness.cluster.Cluster, as the embedded
+"""pgBackRest and logical backups on a real cluster (hrp_harness.platform.cluster.Cluster, as the embedded
 one): encrypted repository, full/diff/incr, wrong passphrase, point-in-time recovery to the second,
 restore verification, retention, logical dump and restore (with its roles, on a new server); a
 restore target checked before anything is touched; a failing PITR start reported at once; tasks
@@ -17,12 +17,12 @@ import psycopg
 import pytest
 from helpers import new_cluster_base
 
-from hrp_harness import logical
-from hrp_harness.backup import (BackupError, cluster_repository, compare, enable_archiving,
+from hrp_harness.ops import logical
+from hrp_harness.ha.backup import (BackupError, cluster_repository, compare, enable_archiving,
                                 fingerprints, restore_copy, start_copy, verify)
-from hrp_harness.cluster import Cluster
-from hrp_harness.deploy import DATABASE, deploy
-from hrp_harness.paths import REPO
+from hrp_harness.platform.cluster import Cluster
+from hrp_harness.platform.deploy import DATABASE, deploy
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.cluster
 
@@ -306,7 +306,7 @@ def test_tasks_never_start_a_stopped_cluster():
 
 
 def test_backup_check_passes_on_a_fresh_backup_and_fails_on_an_old_one(archived):
-    from hrp_harness.maintenance import check_backups
+    from hrp_harness.ops.maintenance import check_backups
 
     _, repo, _ = archived
     result = check_backups(repo)

@@ -1,6 +1,6 @@
 """The benchmarks' pure parts, without a server: the scans read out of an EXPLAIN (FORMAT JSON)
-plan and the verdict on them (hrp_harness/bench_queries.py), percentiles, and pgbench's summary
-and per-transaction logs (hrp_harness/bench_load.py)."""
+plan and the verdict on them (hrp_harness/bench/queries.py), percentiles, and pgbench's summary
+and per-transaction logs (hrp_harness/bench/load.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import subprocess
 
 import pytest
 
-from hrp_harness.bench_load import parse_run
-from hrp_harness.bench_queries import PlanCheck, _scans, percentiles
+from hrp_harness.bench.load import parse_run
+from hrp_harness.bench.queries import PlanCheck, _scans, percentiles
 
 pytestmark = pytest.mark.unit
 

@@ -14,11 +14,12 @@ import pytest
 from sqlalchemy import text
 
 from helpers import janitor
-from hrp_harness import migration, sample
-from hrp_harness.app_engine import postgres_engine, sqlite_engine
-from hrp_harness.bench_load import KEYS_SQL, app_mix, pgbench_scripts
-from hrp_harness.bench_queries import READS, WRITE, check_plans, draw_params, read_queries
-from hrp_harness.paths import pgbin
+from hrp_harness import migration
+from hrp_harness.migration import sample
+from hrp_harness.bench.app_engine import postgres_engine, sqlite_engine
+from hrp_harness.bench.load import KEYS_SQL, app_mix, pgbench_scripts
+from hrp_harness.bench.queries import READS, WRITE, check_plans, draw_params, read_queries
+from hrp_harness.platform.paths import pgbin
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""hrp_harness.cluster: a real PostgreSQL 15 instance per the project's conf/."""
+"""hrp_harness.platform.cluster: a real PostgreSQL 15 instance per the project's conf/."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 
 from helpers import new_cluster_base
 from hrp_harness import HarnessError
-from hrp_harness.cluster import Cluster
-from hrp_harness.conf import render
-from hrp_harness.paths import CONF
+from hrp_harness.platform.cluster import Cluster
+from hrp_harness.platform.conf import render
+from hrp_harness.platform.paths import CONF
 
 
 @pytest.mark.cluster

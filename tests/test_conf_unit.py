@@ -1,4 +1,4 @@
-"""hrp_harness.conf without a server: every template under conf/ and data/ renders with the variables
+"""hrp_harness.platform.conf without a server: every template under conf/ and data/ renders with the variables
 its header documents, a missing variable is refused naming it, `$$` stays a literal `$`; the
 fragment parser; write_private's mode."""
 
@@ -10,7 +10,7 @@ import stat
 import pytest
 
 from hrp_harness import HarnessError
-from hrp_harness.conf import (
+from hrp_harness.platform.conf import (
     conf_settings,
     fragment_values,
     parse_fragment,
@@ -19,7 +19,7 @@ from hrp_harness.conf import (
     variables,
     write_private,
 )
-from hrp_harness.paths import CONF, REPO
+from hrp_harness.platform.paths import CONF, REPO
 
 pytestmark = pytest.mark.unit
 

@@ -15,9 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from hrp_harness import HarnessError, migration, sample
-from hrp_harness.deploy import deploy, deploy_and_load
-from hrp_harness.paths import REPO
+from hrp_harness import HarnessError, migration
+from hrp_harness.migration import sample
+from hrp_harness.platform.deploy import deploy, deploy_and_load
+from hrp_harness.platform.paths import REPO
 
 SMALL = sample.Size(races=40, horses=300, predictions=2_000, users=20, credentials=4)
 

@@ -16,12 +16,12 @@ from psycopg import sql
 
 from helpers import TEST_PASSWORDS, new_cluster_base
 from hrp_harness import HarnessError
-from hrp_harness.apply import read_plan
-from hrp_harness.cluster import Cluster
-from hrp_harness.deploy import deploy
-from hrp_harness.pgbouncer import PgBouncer
-from hrp_harness.paths import REPO
-from hrp_harness.server_user import is_root
+from hrp_harness.platform.apply import read_plan
+from hrp_harness.platform.cluster import Cluster
+from hrp_harness.platform.deploy import deploy
+from hrp_harness.platform.pgbouncer import PgBouncer
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.server_user import is_root
 
 INVOKE = [sys.executable, "-m", "invoke"]
 

@@ -20,13 +20,13 @@ import psycopg
 import pytest
 
 from helpers import TEST_PASSWORDS, new_cluster_base
-from hrp_harness import procs
-from hrp_harness.apply import read_plan
-from hrp_harness.chaos import FAULTS, run_chaos
-from hrp_harness.deploy import DATABASE
-from hrp_harness.ha import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
-from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
-from hrp_harness.paths import REPO
+from hrp_harness.platform import procs
+from hrp_harness.platform.apply import read_plan
+from hrp_harness.ha.chaos import FAULTS, run_chaos
+from hrp_harness.platform.deploy import DATABASE
+from hrp_harness.ha.patroni import NODES, SCOPE, TIMINGS, HaCluster, HaError, run_drill
+from hrp_harness.ha.haproxy import REPORTS_MEMBER, HaProxy
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.ha
 

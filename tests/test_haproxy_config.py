@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from hrp_harness.ha import NODES, HaCluster
-from hrp_harness.haproxy import REPORTS_MEMBER, HaProxy
+from hrp_harness.ha.patroni import NODES, HaCluster
+from hrp_harness.ha.haproxy import REPORTS_MEMBER, HaProxy
 
 pytestmark = pytest.mark.unit
 

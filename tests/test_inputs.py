@@ -1,5 +1,5 @@
-"""The checks of what a user hands a task (hrp_harness/inputs.py) and of the client networks
-(HRP_CLIENT_NETWORKS, hrp_harness/cluster.py), without a server: each bad input is one line
+"""The checks of what a user hands a task (hrp_harness/platform/inputs.py) and of the client networks
+(HRP_CLIENT_NETWORKS, hrp_harness/platform/cluster.py), without a server: each bad input is one line
 naming the option and what is wrong."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from hrp_harness import HarnessError
-from hrp_harness.cluster import checked_networks, client_networks_from_env
-from hrp_harness.inputs import (MAX_NAME_BYTES, database_name, non_negative_int, positive_number,
+from hrp_harness.platform.cluster import checked_networks, client_networks_from_env
+from hrp_harness.platform.inputs import (MAX_NAME_BYTES, database_name, non_negative_int, positive_number,
                                 sqlite_source, writable_file)
 
 pytestmark = pytest.mark.unit

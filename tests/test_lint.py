@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from hrp_harness.lint import lint_argv
-from hrp_harness.paths import REPO
+from hrp_harness.platform.lint import lint_argv
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.unit
 

@@ -13,8 +13,8 @@ import pytest
 
 from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import DATABASE
-from hrp_harness.logs import DAY, Retention, entries, retain
+from hrp_harness.platform.cluster import DATABASE
+from hrp_harness.ops.logs import DAY, Retention, entries, retain
 
 RETENTION = Retention(database_log_days=90, audit_log_days=2557, performance_log_days=365)
 

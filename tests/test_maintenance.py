@@ -20,11 +20,11 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from hrp_harness import HarnessError
-from hrp_harness.cluster import free_port
-from hrp_harness.maintenance import (CRON_SYNC_SQL, SYSTEMD_DIR, first_sundays, repack, report,
+from hrp_harness.platform.cluster import free_port
+from hrp_harness.ops.maintenance import (CRON_SYNC_SQL, SYSTEMD_DIR, first_sundays, repack, report,
                                      run_job, schedule_jobs, timers, window)
-from hrp_harness.paths import REPO
-from hrp_harness.psql import run_file
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.psql import run_file
 
 FILL_SQL = REPO / "data" / "bench" / "predictions_fill.sql"
 TABLES = ("races", "horses", "predictions", "users", "api_credentials")

@@ -17,9 +17,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hrp_harness import HarnessError, migration, sample
+from hrp_harness import HarnessError, migration
+from hrp_harness.migration import sample
 from hrp_harness.migration.source import SPEC_SQLITE_SCHEMA
-from hrp_harness.paths import REPO
+from hrp_harness.platform.paths import REPO
 
 UTC = dt.timezone.utc
 SMALL = sample.Size(races=40, horses=300, predictions=2_000, users=20, credentials=4)

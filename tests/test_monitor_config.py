@@ -21,10 +21,10 @@ import pytest
 import yaml
 
 from helpers import TEST_PASSWORDS, new_cluster_base
-from hrp_harness.cluster import DATABASE
-from hrp_harness.monitor import (MONITOR_CONF, PgTarget, Stack, Targets, Timing, exporter_env,
+from hrp_harness.platform.cluster import DATABASE
+from hrp_harness.ops.monitor import (MONITOR_CONF, PgTarget, Stack, Targets, Timing, exporter_env,
                                  rules_text)
-from hrp_harness.paths import REPO
+from hrp_harness.platform.paths import REPO
 
 RULES = MONITOR_CONF / "alerts.yml"
 SPEC = REPO.parent / "shared" / "spec" / "postgresql-migration-spec.md"
@@ -315,7 +315,7 @@ def test_without_a_cluster_each_task_says_so_in_one_line(tmp_path, args, message
 
 @pytest.mark.unit
 def test_a_monitor_password_with_white_space_is_refused(monkeypatch):
-    from hrp_harness.monitor import MonitorError, monitor_password
+    from hrp_harness.ops.monitor import MonitorError, monitor_password
 
     monkeypatch.setenv("HRP_MONITOR_PASSWORD", "two words")
     with pytest.raises(MonitorError, match=r"password of hrp_monitor \(from HRP_MONITOR_PASSWORD\) "
@@ -329,8 +329,8 @@ def test_a_stack_that_cannot_log_in_stops_what_it_started_and_says_why(tmp_path)
     log, and every process it had started is stopped (by pid)."""
     import psutil
 
-    from hrp_harness.cluster import free_port
-    from hrp_harness.monitor import MonitorError
+    from hrp_harness.platform.cluster import free_port
+    from hrp_harness.ops.monitor import MonitorError
 
     stack = Stack(new_cluster_base("hrp-monitor-fail-"))
     lines: list[str] = []

@@ -16,10 +16,10 @@ import psycopg
 import pytest
 
 from helpers import new_cluster_base
-from hrp_harness.deploy import DATABASE
-from hrp_harness.ha import TIMINGS, HaCluster
-from hrp_harness.monitor import MONITOR_CONF, Stack, api, ha_targets, wait_for_alert
-from hrp_harness.paths import REPO
+from hrp_harness.platform.deploy import DATABASE
+from hrp_harness.ha.patroni import TIMINGS, HaCluster
+from hrp_harness.ops.monitor import MONITOR_CONF, Stack, api, ha_targets, wait_for_alert
+from hrp_harness.platform.paths import REPO
 from test_monitor_live import FAST, quiet
 
 pytestmark = [pytest.mark.ha, pytest.mark.slow]

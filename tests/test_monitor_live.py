@@ -26,12 +26,12 @@ import psycopg
 import pytest
 
 from helpers import TEST_PASSWORDS, new_cluster_base
-from hrp_harness.cluster import Cluster, free_port
-from hrp_harness.deploy import DATABASE, deploy, embedded_cluster
-from hrp_harness.monitor import (MONITOR_CONF, WEBHOOK_ENV, Stack, Timing, api, embedded_targets,
+from hrp_harness.platform.cluster import Cluster, free_port
+from hrp_harness.platform.deploy import DATABASE, deploy, embedded_cluster
+from hrp_harness.ops.monitor import (MONITOR_CONF, WEBHOOK_ENV, Stack, Timing, api, embedded_targets,
                                  wait_for_alert)
-from hrp_harness.paths import REPO, pgbin
-from hrp_harness.server_user import make_server_dir, run_as_server
+from hrp_harness.platform.paths import REPO, pgbin
+from hrp_harness.platform.server_user import make_server_dir, run_as_server
 
 pytestmark = pytest.mark.cluster
 

@@ -12,8 +12,8 @@ import pytest
 
 from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import DATABASE
-from hrp_harness.passwords import ROLE_ENV, ensure_role_passwords, role_passwords, set_passwords
+from hrp_harness.platform.cluster import DATABASE
+from hrp_harness.platform.passwords import ROLE_ENV, ensure_role_passwords, role_passwords, set_passwords
 
 
 @pytest.mark.unit
@@ -65,7 +65,7 @@ def test_setting_a_password_of_a_missing_role_says_so(empty_db):
 
 @pytest.mark.unit
 def test_password_file_is_outside_the_repository_by_default_in_tests():
-    from hrp_harness.paths import REPO, state_dir
+    from hrp_harness.platform.paths import REPO, state_dir
 
     assert not state_dir().is_relative_to(REPO)
     assert os.environ["HRP_STATE_DIR"] == str(state_dir())

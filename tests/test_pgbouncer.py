@@ -1,4 +1,4 @@
-"""PgBouncer in front of a cluster (hrp_harness/pgbouncer.py): TLS 1.3 and SCRAM on both sides, the
+"""PgBouncer in front of a cluster (hrp_harness/platform/pgbouncer.py): TLS 1.3 and SCRAM on both sides, the
 application string (session pooling) with default SQLAlchemy and psycopg clients, 500 concurrent
 clients on the transaction-pooled entry with max_connections = 100, the userlist in step with the
 passwords, and why the app's string is not transaction-pooled."""
@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from helpers import TEST_PASSWORDS
-from hrp_harness.app_engine import postgres_engine
-from hrp_harness.passwords import set_passwords
-from hrp_harness.pgbouncer import TX_POOL_SIZE, PgBouncer
+from hrp_harness.bench.app_engine import postgres_engine
+from hrp_harness.platform.passwords import set_passwords
+from hrp_harness.platform.pgbouncer import TX_POOL_SIZE, PgBouncer
 
 pytestmark = pytest.mark.cluster
 

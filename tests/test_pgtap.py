@@ -2,8 +2,8 @@
 
 import pytest
 
-from hrp_harness.paths import REPO
-from hrp_harness.pgtap import pgtap_files, run_pgtap
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.pgtap import pgtap_files, run_pgtap
 
 FILES = pgtap_files()
 
@@ -18,7 +18,7 @@ def test_pgtap_file(schema_db, path):
 @pytest.mark.unit
 def test_every_sql_object_area_has_pgtap_coverage():
     """Each SQL file of deploy.plan (but the ledger) has a pgTAP file mirroring its name."""
-    from hrp_harness.apply import read_plan
+    from hrp_harness.platform.apply import read_plan
 
     tested = {p.stem for p in FILES}
     missing = []

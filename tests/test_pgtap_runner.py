@@ -1,4 +1,4 @@
-"""The pgTAP runners: pytest's (hrp_harness.pgtap) shows have/want; `invoke verify` uses pg_prove."""
+"""The pgTAP runners: pytest's (hrp_harness.platform.pgtap) shows have/want; `invoke verify` uses pg_prove."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from hrp_harness.paths import REPO
-from hrp_harness.pgtap import run_pgtap
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.pgtap import run_pgtap
 
 FRAME = "begin;\ncreate extension if not exists pgtap;\nselect plan({plan});\n{body}\nselect * from finish();\nrollback;\n"
 
@@ -75,7 +75,8 @@ def test_invoke_verify_on_a_loaded_database_passes_and_leaves_its_data(schema_db
     import psycopg
     from psycopg import sql
 
-    from hrp_harness import migration, sample
+    from hrp_harness import migration
+    from hrp_harness.migration import sample
 
     source = sample.generate(tmp_path / "app.sqlite",
                              sample.Size(races=50, horses=200, predictions=1_000, users=10, credentials=3))

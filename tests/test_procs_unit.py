@@ -1,4 +1,4 @@
-"""hrp_harness.procs without a server: the one deadline helper (wait_until) and the Controller shape
+"""hrp_harness.platform.procs without a server: the one deadline helper (wait_until) and the Controller shape
 on a plain process."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from hrp_harness import HarnessError, procs
+from hrp_harness import HarnessError
+from hrp_harness.platform import procs
 
 pytestmark = pytest.mark.unit
 

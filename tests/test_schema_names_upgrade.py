@@ -20,11 +20,12 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from hrp_harness import HarnessError, migration, sample
-from hrp_harness.deploy import deploy_and_load
-from hrp_harness.maintenance import CRON_SYNC_SQL
-from hrp_harness.paths import REPO
-from hrp_harness.psql import run_file
+from hrp_harness import HarnessError, migration
+from hrp_harness.migration import sample
+from hrp_harness.platform.deploy import deploy_and_load
+from hrp_harness.ops.maintenance import CRON_SYNC_SQL
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.psql import run_file
 
 #: main as released before schema/0031 (the merge of branch perf): the tree that deploys first.
 pytestmark = pytest.mark.cluster
@@ -43,7 +44,7 @@ MAIN_DEPLOY_AND_LOAD = """
 import sys
 from pathlib import Path
 from hrp_harness import migration
-from hrp_harness.deploy import deploy
+from hrp_harness.platform.deploy import deploy
 dsn, source, mapping = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 deploy(dsn, echo=lambda *_: None)
 migration.load(source, dsn, quiet=True, mapping=mapping, report_path=Path(str(source) + ".main.json"))

@@ -15,9 +15,9 @@ from psycopg import errors, sql
 
 from helpers import TEST_PASSWORDS
 from hrp_harness import HarnessError
-from hrp_harness.cluster import DATABASE
-from hrp_harness.deploy import deploy
-from hrp_harness.passwords import role_passwords, set_passwords
+from hrp_harness.platform.cluster import DATABASE
+from hrp_harness.platform.deploy import deploy
+from hrp_harness.platform.passwords import role_passwords, set_passwords
 
 ROLES = ("hrp_app", "hrp_readonly", "hrp_backup", "hrp_monitor")
 
@@ -278,7 +278,7 @@ def test_app_roles_reach_only_their_database_over_the_socket(pg_cluster, app_dat
 
 @pytest.mark.cluster
 def test_database_scope_audit_settings_equal_the_conf_fragments(app_database):
-    from hrp_harness.conf import conf_settings, unquote
+    from hrp_harness.platform.conf import conf_settings, unquote
 
     wanted = {name: unquote(value) for fragment, name, value in conf_settings(("audit",))}
     with psycopg.connect(app_database) as conn:

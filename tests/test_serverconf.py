@@ -8,11 +8,11 @@ import psycopg
 import pytest
 
 from helpers import TEST_PASSWORDS, new_cluster_base
-from hrp_harness.cluster import DATABASE, Cluster
-from hrp_harness.deploy import deploy
-from hrp_harness.paths import REPO
-from hrp_harness.pgtap import run_pgtap
-from hrp_harness.serverconf import advice_lines, matches, server_advice
+from hrp_harness.platform.cluster import DATABASE, Cluster
+from hrp_harness.platform.deploy import deploy
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.pgtap import run_pgtap
+from hrp_harness.platform.serverconf import advice_lines, matches, server_advice
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from hrp_harness.paths import REPO
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.unit
 
@@ -37,8 +37,8 @@ def test_invoke_lists_a_docstring_for_every_task():
 
 
 def test_patroni_comes_from_the_venv_and_runs_as_the_server_user():
-    from hrp_harness.paths import VENV_BIN
-    from hrp_harness.server_user import run_as_server
+    from hrp_harness.platform.paths import VENV_BIN
+    from hrp_harness.platform.server_user import run_as_server
 
     done = run_as_server([str(VENV_BIN / "patroni"), "--version"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

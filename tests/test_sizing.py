@@ -1,4 +1,4 @@
-"""Tuning from the host (hrp_harness/sizing.py): the template rendered for the spec's 64 GB /
+"""Tuning from the host (hrp_harness/platform/sizing.py): the template rendered for the spec's 64 GB /
 16-core server and for this machine, the reference table of conf/README.md, and the values a
 running cluster holds."""
 
@@ -9,10 +9,10 @@ import re
 import psycopg
 import pytest
 
-from hrp_harness.cluster import Cluster, max_connections
-from hrp_harness.conf import render
-from hrp_harness.paths import CONF
-from hrp_harness.sizing import SPEC_HOST, Host, sized_values
+from hrp_harness.platform.cluster import Cluster, max_connections
+from hrp_harness.platform.conf import render
+from hrp_harness.platform.paths import CONF
+from hrp_harness.platform.sizing import SPEC_HOST, Host, sized_values
 
 
 def _rendered(tmp_path, host: Host) -> dict[str, str]:

@@ -9,8 +9,8 @@ import subprocess
 import psycopg
 import pytest
 
-from hrp_harness.paths import REPO
-from hrp_harness.psql import psql_argv
+from hrp_harness.platform.paths import REPO
+from hrp_harness.platform.psql import psql_argv
 
 pytestmark = pytest.mark.cluster
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from hrp_harness.paths import REPO
+from hrp_harness.platform.paths import REPO
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,9 @@ import subprocess
 import psycopg
 import pytest
 
-from hrp_harness import HarnessError, tls
-from hrp_harness.server_user import is_root, server_user
+from hrp_harness import HarnessError
+from hrp_harness.platform import tls
+from hrp_harness.platform.server_user import is_root, server_user
 
 
 def openssl_text(path) -> str:

@@ -1,5 +1,6 @@
 -- schedule_in_cron: puts one database's maintenance jobs into pg_cron (issue 15). Run by deploy
--- (hrp_harness/maintenance.py) in the database named by cron.database_name (`postgres`), with the
+-- (hrp_harness/ops/maintenance.py) in the database named by cron.database_name (`postgres`),
+-- with the
 -- psql variables `database` (the database the jobs run in) and `jobs` (its schedule as JSON,
 -- hrp_maintenance.cron_jobs() of that database). In one transaction:
 --   - the pg_cron extension is created here when missing;

@@ -7,7 +7,7 @@
 -- factors and workout_times, the carried weight in lb), its extra columns filled for some rows,
 -- the association table race_horses, and what real files of the app hold that the spec's tables
 -- cannot: duplicate predictions of a (race, horse, model) and a credential without an API key.
--- Deterministic: every value is a function of the spec sample's row. hrp_harness/sample.py runs it.
+-- Deterministic: every value is a function of the spec sample's row. hrp_harness/migration/sample.py runs it.
 -- requires: the tables of data/sqlite/hrp-app-2025.sql in main, the spec sample attached as spec.
 
 insert into races (id, name, date, time, track, distance, surface, race_class, prize_money, weather, track_condition, status, results, going_description, rail_position, field_size, age_restriction, sex_restriction, weight_conditions, rating_band, is_graded, grade, purse_currency, first_prize, second_prize, third_prize, fourth_prize, winning_time, sectional_times, video_url, tv_channel, off_time, declared_runners, non_runners, favourite_name, favourite_odds, winning_margin, stewards_report, race_comment, country, region, course_direction, course_type, start_type, draw_bias, pace_rating, speed_figure, data_source, created_at, updated_at)

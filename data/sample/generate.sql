@@ -9,7 +9,8 @@
 -- file. Each hash stage is a MATERIALIZED CTE: SQLite would otherwise inline the expressions and
 -- evaluate them many times over (production size in ~2 s instead of ~10 s).
 -- requires: the tables of data/sqlite/schema.sql, and a table temp.gen_params(seed, n_races,
--- n_horses, n_predictions, n_users, n_credentials) holding one row (hrp_harness/sample.py).
+-- n_horses, n_predictions, n_users, n_credentials) holding one row
+-- (hrp_harness/migration/sample.py).
 -- Referential integrity holds: predictions point at existing races and horses, each
 -- (race_id, horse_id, algorithm_version) is unique, horse names, usernames, emails and service
 -- names are unique. Timestamps are written the way SQLite's CURRENT_TIMESTAMP writes them (UTC).

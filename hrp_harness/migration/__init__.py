@@ -27,16 +27,16 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.types.json import Jsonb
 
-from .. import HarnessError
-from ..inputs import database_name, non_negative_int, sqlite_source
-from ..paths import state_dir
-from .calls import call, db_error
-from .mapping import TABLES, Plan, finish_mapping, map_predictions, resolve, source_sides
-from .preflight import SCAN_BESIDE_PGLOADER_BYTES, BackgroundScan, Preflight, preflight
-from .report import ReportFile, print_report
-from .source import Source, check_spec_shape, read_mapping, read_source
-from .staging import BATCH_ROWS, Restage, file_sha256, stage
-from .transaction import (CommittedError, CommitUnknownError, clear_after_failure, guard, mark_live,
+from hrp_harness import HarnessError
+from hrp_harness.platform.inputs import database_name, non_negative_int, sqlite_source
+from hrp_harness.platform.paths import state_dir
+from hrp_harness.migration.calls import call, db_error
+from hrp_harness.migration.mapping import TABLES, Plan, finish_mapping, map_predictions, resolve, source_sides
+from hrp_harness.migration.preflight import SCAN_BESIDE_PGLOADER_BYTES, BackgroundScan, Preflight, preflight
+from hrp_harness.migration.report import ReportFile, print_report
+from hrp_harness.migration.source import Source, check_spec_shape, read_mapping, read_source
+from hrp_harness.migration.staging import BATCH_ROWS, Restage, file_sha256, stage
+from hrp_harness.migration.transaction import (CommittedError, CommitUnknownError, clear_after_failure, guard, mark_live,
                           record_failure, target_state, transform)
 
 __all__ = ["load", "mark_live", "CommittedError", "CommitUnknownError", "TABLES", "ReportFile"]

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import psycopg
 from psycopg.types.json import Jsonb
 
-from .. import HarnessError
-from .calls import call, db_error
-from .source import Source
+from hrp_harness import HarnessError
+from hrp_harness.migration.calls import call, db_error
+from hrp_harness.migration.source import Source
 
 #: The spec's tables a load writes, parents first (hrp_migration.target_tables()).
 TABLES = ("races", "horses", "users", "api_credentials", "predictions")

@@ -17,9 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import HarnessError
-from ..paths import REPO
-from .source import REJECTS, _tables_of, sqlite_ident
+from hrp_harness import HarnessError
+from hrp_harness.platform.paths import REPO
+from hrp_harness.migration.source import REJECTS, _tables_of, connect_readonly, sqlite_ident
 
 #: Source files at least this big get their content scan in the background, beside the load.
 SCAN_BESIDE_PGLOADER_BYTES = 8 * 2**20
@@ -64,11 +64,7 @@ def preflight(source: Path, workroot: Path, scan: bool = True) -> Preflight:
     row loops); rows are named by their rowid (the id of an INTEGER PRIMARY KEY table). scan=False
     stops after the counts (the loader runs the content scan in the background)."""
     started = time.monotonic()
-    try:
-        con = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
-        con.execute("select count(*) from sqlite_master").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise HarnessError(f"--sqlite {source}: not a readable SQLite database ({exc})") from None
+    con = connect_readonly(source)
     try:
         con.create_function("hrp_utf8_ok", 1, _utf8_ok, deterministic=True)
         schema = {t: [c.name for c in cols] for t, cols in _tables_of(con).items()}

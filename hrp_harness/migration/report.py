@@ -9,9 +9,9 @@ import re
 import tempfile
 from pathlib import Path
 
-from .. import HarnessError
-from ..inputs import writable_file
-from ..paths import REPO
+from hrp_harness import HarnessError
+from hrp_harness.platform.inputs import writable_file
+from hrp_harness.platform.paths import REPO
 
 
 class ReportFile:

@@ -31,8 +31,8 @@ def _lowest_priority() -> None:
 
 def main(argv: list[str]) -> int:
     _lowest_priority()
-    from .. import HarnessError
-    from .preflight import preflight
+    from hrp_harness import HarnessError
+    from hrp_harness.migration.preflight import preflight
 
     try:
         found = preflight(Path(argv[1]), Path(argv[2]))

@@ -16,8 +16,8 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import HarnessError
-from ..paths import REPO
+from hrp_harness import HarnessError
+from hrp_harness.platform.paths import REPO
 
 SPEC_SQLITE_SCHEMA = REPO / "data" / "sqlite" / "schema.sql"
 SPEC_MAPPING = REPO / "data" / "mappings" / "spec.toml"
@@ -80,14 +80,21 @@ def _tables_of(con: sqlite3.Connection) -> dict[str, tuple[Column, ...]]:
             for t in names}
 
 
-def read_source(path: Path) -> Source:
-    """The source's tables and columns (read-only). Refuses a file that is no SQLite database, that
-    is not UTF-8, or whose table or column names pgloader could not name."""
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """A read-only connection to the SQLite file, refused in one line when it is no SQLite
+    database."""
     try:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         con.execute("select count(*) from sqlite_master").fetchone()
     except sqlite3.DatabaseError as exc:
         raise HarnessError(f"--sqlite {path}: not a readable SQLite database ({exc})") from None
+    return con
+
+
+def read_source(path: Path) -> Source:
+    """The source's tables and columns (read-only). Refuses a file that is no SQLite database, that
+    is not UTF-8, or whose table or column names pgloader could not name."""
+    con = connect_readonly(path)
     try:
         encoding = con.execute("pragma encoding").fetchone()[0]
         if encoding != "UTF-8":

@@ -20,12 +20,12 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
-from .. import HarnessError
-from ..conf import render
-from ..inputs import database_name
-from ..paths import REPO
-from .preflight import Preflight, _die_with_parent
-from .source import REJECTS
+from hrp_harness import HarnessError
+from hrp_harness.platform.conf import render
+from hrp_harness.platform.inputs import database_name
+from hrp_harness.platform.paths import REPO
+from hrp_harness.migration.preflight import Preflight, _die_with_parent
+from hrp_harness.migration.source import REJECTS
 
 #: The schema of the all-text staging tables (schema/0010_migration.sql, renamed by schema/0031).
 STAGE_SCHEMA = "hrp_migration_stage"

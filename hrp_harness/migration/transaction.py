@@ -13,9 +13,9 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from .. import HarnessError
-from .calls import call, db_error
-from .mapping import TABLES
+from hrp_harness import HarnessError
+from hrp_harness.migration.calls import call, db_error
+from hrp_harness.migration.mapping import TABLES
 
 
 class CommittedError(HarnessError):

@@ -1,5 +1,6 @@
 -- pgTAP tests for data/drill/drill_writes.sql: the failover drill's table, made by the file itself
--- inside this rolled-back transaction (no deploy creates it: hrp_harness.writeload does, in the HA
+-- inside this rolled-back transaction (no deploy creates it: hrp_harness.ha.writeload does, in
+-- the HA
 -- cluster's `postgres` database). Run twice: re-runnable, and each run leaves the table empty.
 begin;
 -- noqa: disable=PRS

@@ -1,0 +1,1 @@
+"""Benchmarks, each on throwaway clusters it creates."""

@@ -1,0 +1,1 @@
+"""High availability and backups: the Patroni cluster over etcd, its fault drills, HAProxy, pgBackRest."""

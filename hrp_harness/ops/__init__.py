@@ -1,0 +1,1 @@
+"""Operations on a running database: maintenance, monitoring, logs, logical backups, anonymised copies."""
