@@ -44,7 +44,7 @@ MAIN_DEPLOY_AND_LOAD = """
 import sys
 from pathlib import Path
 from hrp_harness import migration
-from hrp_harness.platform.deploy import deploy
+from hrp_harness.deploy import deploy  # main's flat layout of that commit
 dsn, source, mapping = sys.argv[1], Path(sys.argv[2]), sys.argv[3]
 deploy(dsn, echo=lambda *_: None)
 migration.load(source, dsn, quiet=True, mapping=mapping, report_path=Path(str(source) + ".main.json"))
