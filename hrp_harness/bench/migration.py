@@ -9,14 +9,16 @@ each phase after VACUUM (ANALYZE), CHECKPOINT and sync; every figure is the medi
             processes, the spec's batch size per table, reconciled) and one process for all tables
             (batch rows 5000); pgloader_s is the faster of the two
   copy      the floor: sqlite3 CSV export + COPY of the same rows into unlogged text tables
-Peak memory is the largest summed RSS of this process and its children (pgloader, sqlite3) sampled
-every 20 ms during the phase (the server's own memory is not counted). The last line printed is one
+Each measured phase runs in a process of its own (as `invoke load` does); peak memory is the largest
+summed RSS of that process and its children (pgloader, the content scan, sqlite3) sampled every
+20 ms (neither the benchmark's own memory nor the server's is counted). The last line printed is one
 JSON object with full_s, pgloader_s, copy_s, rows (and more, with every round's figures).
 """
 
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -24,6 +26,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from queue import Empty
 
 import psutil
 import psycopg
@@ -47,18 +50,27 @@ TARGET_10X_PEAK_MB = 1024.0
 
 
 class PeakRss:
-    """Largest summed RSS of this process tree while the context is open (sampled)."""
+    """Largest summed RSS of a process tree (ROOT and its children) while the context is open
+    (sampled)."""
 
-    def __init__(self, interval: float = 0.02):
+    def __init__(self, root: int, interval: float = 0.02):
+        self.root = root
         self.interval = interval
         self.peak = 0
         self._stop = threading.Event()
 
     def _sample(self):
-        me = psutil.Process()
+        try:
+            top = psutil.Process(self.root)
+        except psutil.NoSuchProcess:
+            return
         while not self._stop.is_set():
             total = 0
-            for proc in [me, *me.children(recursive=True)]:
+            try:
+                tree = [top, *top.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            for proc in tree:
                 try:
                     total += proc.memory_info().rss
                 except psutil.Error:
@@ -78,6 +90,40 @@ class PeakRss:
     @property
     def mb(self) -> float:
         return round(self.peak / 2**20, 1)
+
+
+def _child_main(queue, action, args, kwargs) -> None:
+    """In the phase's own process: run it, send back its seconds (timed here, after the imports)
+    and its result, or the error's text."""
+    started = time.monotonic()
+    try:
+        result = action(*args, **kwargs)
+        queue.put(("ok", time.monotonic() - started, result))
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        queue.put(("error", 0.0, f"{type(exc).__name__}: {str(exc).strip()}"))
+
+
+def in_own_process(action, *args, **kwargs) -> tuple[float, object, float]:
+    """Run action(*args, **kwargs) in a fresh interpreter, as `invoke load` runs in a process of its
+    own: its seconds (timed inside it), its result, and the peak summed RSS in MB of that process
+    and its children (pgloader, the content scan). The benchmark's own memory (the samples it
+    generated, earlier phases' leftovers) is not the phase's, and is not counted."""
+    ctx = multiprocessing.get_context("spawn")
+    queue = ctx.Queue()
+    child = ctx.Process(target=_child_main, args=(queue, action, args, kwargs))
+    child.start()
+    with PeakRss(child.pid) as mem:
+        while True:
+            try:
+                status, seconds, result = queue.get(timeout=1)
+                break
+            except Empty:
+                if not child.is_alive():
+                    raise HarnessError(f"bench.migration: the phase's process died (exit {child.exitcode})") from None
+    child.join()
+    if status == "error":
+        raise HarnessError(f"bench.migration: {result}")
+    return seconds, result, mem.mb
 
 
 def _copy_floor(source: Path, dsn: str, workdir: Path) -> float:
@@ -184,41 +230,38 @@ def run(size: str = "production", seed: int = 1, repeat: int = 3, echo=print) ->
         peak: dict[str, float] = {p: 0.0 for p in phases}
         reports = []
 
-        def measure(phase: str, seconds_of) -> None:
-            """One round of a phase: settled first; seconds_of() runs it and returns its seconds
-            (None: it did not end, the round is not counted)."""
+        def measure(phase: str, action, *args, self_timed: bool = False, **kwargs):
+            """One round of a phase, settled first, in a process of its own. self_timed: the
+            action returns its own seconds (None: it did not end, the round is not counted)."""
             _settle(cluster, "bench")
-            with PeakRss() as mem:
-                took = seconds_of()
+            took, result, mb = in_own_process(action, *args, **kwargs)
+            if self_timed:
+                took = result
             if took is not None:
                 seconds[phase].append(took)
-            peak[phase] = max(peak[phase], mem.mb)
-
-        def timed(action) -> float:
-            t0 = time.monotonic()
-            action()
-            return time.monotonic() - t0
+            peak[phase] = max(peak[phase], mb)
+            return result
 
         for round_no in range(1, repeat + 1):
             echo(f"bench.migration: round {round_no} of {repeat}")
             with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
                 admin.execute("drop database if exists bench")
                 admin.execute("create database bench template bench_template")
-            measure("full", lambda: timed(lambda: reports.append(migration.load(
-                source, dsn, quiet=True, report_path=base / f"full-report-{round_no}.json"))))
+            reports.append(measure("full", migration.load, source, dsn, quiet=True,
+                                   report_path=base / f"full-report-{round_no}.json"))
             if source_1x:
                 with psycopg.connect(cluster.dsn(), autocommit=True) as admin:
                     admin.execute("drop database if exists bench_1x")
                     admin.execute("create database bench_1x template bench_template")
-                measure("full_1x", lambda: timed(lambda: migration.load(
-                    source_1x, cluster.dsn("bench_1x"), quiet=True, report_path=base / f"full-1x-{round_no}.json")))
+                measure("full_1x", migration.load, source_1x, cluster.dsn("bench_1x"), quiet=True,
+                        report_path=base / f"full-1x-{round_no}.json")
             rows = sum(t["source_rows"] for t in reports[-1]["tables"].values())
-            measure("staging", lambda: timed(lambda: staging.stage(dsn, pre, tables, "predictions",
-                                                                    base / "pgloader-only", staging.BATCH_ROWS)))
+            measure("staging", staging.stage, dsn, pre, tables, "predictions", base / "pgloader-only",
+                    staging.BATCH_ROWS)
             # the reference gets three times the loader's own staging time of this round
-            measure("single", lambda: _pgloader_single(source, dsn, base / "pgloader-single", rows,
-                                                       timeout=max(120.0, 3 * seconds["staging"][-1])))
-            measure("copy", lambda: _copy_floor(source, dsn, base))
+            measure("single", _pgloader_single, source, dsn, base / "pgloader-single", rows,
+                    timeout=max(120.0, 3 * seconds["staging"][-1]), self_timed=True)
+            measure("copy", _copy_floor, source, dsn, base, self_timed=True)
 
         mid = {p: median(seconds[p]) if seconds[p] else None for p in phases}
         full_s, staging_s, single_s, copy_s = mid["full"], mid["staging"], mid["single"], mid["copy"]
