@@ -6,7 +6,7 @@ Controller is the shape of Patroni's features/environment.py AbstractController:
 the server unless it runs and waits until ready() within a deadline, stop() stops it by pid,
 log_tail() is what an error quotes. Its users: HttpServer (etcd, the monitoring stack),
 cluster.Cluster (PostgreSQL, through pg_ctl), pgbouncer.PgBouncer, haproxy.HaProxy and the Patroni
-members and their postmaster checks in ha.py.
+members and their postmaster checks in ha/patroni.py.
 """
 from __future__ import annotations
 
