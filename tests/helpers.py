@@ -1,6 +1,6 @@
 """Shared helpers of the test modules (plain functions and constants; the fixtures are in
 conftest.py): throwaway directories the server user owns, the session's role passwords, and
-databases cloned from a template."""
+databases cloned from a template, writes as the app and the five tables' contents."""
 
 from __future__ import annotations
 
@@ -9,8 +9,11 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
+from psycopg import sql
 from pytest_postgresql.janitor import DatabaseJanitor
 
+from hrp_harness.migration import TABLES
 from hrp_harness.platform.cluster import SUPERUSER, Cluster
 from hrp_harness.platform.server_user import make_server_dir
 
@@ -50,3 +53,18 @@ def clone(cluster: Cluster, template: str | None, prefix: str) -> Iterator[str]:
         yield cluster.dsn(dbname)
     finally:
         database.drop()
+
+
+def as_app(dsn: str, *statements: str) -> None:
+    """Writes by the application's role (hrp_app's privileges in this database), committed."""
+    with psycopg.connect(dsn) as conn:
+        conn.execute("set role hrp_app")
+        for statement in statements:
+            conn.execute(statement)
+
+
+def table_contents(dsn: str) -> dict:
+    """Every row of the five tables, in id order: what a test compares before and after."""
+    with psycopg.connect(dsn) as conn:
+        return {t: conn.execute(sql.SQL("select * from {} order by id").format(sql.Identifier(t))).fetchall()
+                for t in TABLES}

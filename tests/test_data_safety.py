@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from helpers import as_app, table_contents
 from hrp_harness import HarnessError, migration
 from hrp_harness.migration import sample
 from hrp_harness.platform.deploy import deploy, deploy_and_load
@@ -31,18 +32,6 @@ def load(path, dsn, **kw):
     return migration.load(path, dsn, quiet=True, report_path=Path(str(path) + ".report.json"), **kw)
 
 
-def as_app(dsn: str, *statements: str) -> None:
-    """Writes by the application's role (hrp_app's privileges in this database), committed."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute("set role hrp_app")
-        for statement in statements:
-            conn.execute(statement)
-
-
-def content(dsn: str) -> dict:
-    with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(sql.SQL("select * from {} order by id").format(sql.Identifier(t))).fetchall()
-                for t in migration.TABLES}
 
 
 def runs(dsn: str) -> list:
@@ -82,10 +71,10 @@ def test_redeploy_keeps_every_row_of_a_loaded_database_the_app_wrote_to(pg_clust
         assert not any("data left alone" in line for line in lines)
         as_app(dsn, "insert into public.races (race_name, race_date) values ('App Race', '2026-12-01')",
                "update public.horses set trainer = 'App Trainer' where id = 3")
-        before = content(dsn)
+        before = table_contents(dsn)
         lines.clear()
         deploy_and_load(dsn, echo=lines.append)
-        assert content(dsn) == before
+        assert table_contents(dsn) == before
         assert any(line.startswith("data left alone: the database holds ") and "loaded by migration run 1"
                    in line for line in lines)
         assert [r for r in runs(dsn)] == [(1, "committed")]
@@ -98,10 +87,10 @@ def test_redeploy_keeps_every_row_of_a_loaded_database_the_app_wrote_to(pg_clust
 def test_deploy_leaves_rows_no_load_wrote_alone(pg_cluster, schema_db):
     as_app(schema_db, "insert into public.users (username, email, password_hash)"
                       " values ('app_user', 'app@example.com', 'h')")
-    before = content(schema_db)
+    before = table_contents(schema_db)
     lines = []
     deploy_and_load(schema_db, echo=lines.append)
-    assert content(schema_db) == before
+    assert table_contents(schema_db) == before
     assert any("data left alone: the database holds 1 rows in its five tables, written by no load" in line
                for line in lines)
 
@@ -112,14 +101,14 @@ def test_deploy_leaves_rows_no_load_wrote_alone(pg_cluster, schema_db):
 @pytest.mark.parametrize("incremental", [True, False], ids=["incremental", "full"])
 def test_load_refuses_to_overwrite_what_the_app_wrote(loaded, incremental):
     dsn, source = loaded
-    before = content(dsn)
+    before = table_contents(dsn)
     with pytest.raises(HarnessError, match=r"the target changed since load run 1 \(the app wrote to it\?\): "
                                            r"horses: 0 inserted, 1 changed, 0 deleted; predictions: 0 inserted, "
                                            r"0 changed, 1 deleted; races: 1 inserted, 0 changed, 0 deleted\. "
                                            r"A load would overwrite or delete these rows; refused\n"
                                            r"hint: .*--discard-target-changes"):
         load(source, dsn, incremental=incremental)
-    assert content(dsn) == before
+    assert table_contents(dsn) == before
     assert runs(dsn) == [(1, "committed")]  # refused before any work
 
 
@@ -220,12 +209,12 @@ def test_unique_values_moving_between_rows_sync_in_one_incremental_load(schema_d
 ])
 def test_bad_load_input_is_one_line_and_changes_nothing(loaded, tmp_path, args, message):
     dsn, source = loaded
-    before = content(dsn)
+    before = table_contents(dsn)
     done = cli("load", *[a.format(source=source) for a in args], "--dsn", dsn)
     assert done.returncode == 1
     assert done.stderr.startswith(message)
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
-    assert content(dsn) == before and runs(dsn) == [(1, "committed")]
+    assert table_contents(dsn) == before and runs(dsn) == [(1, "committed")]
 
 
 @pytest.mark.cluster

@@ -19,6 +19,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from helpers import as_app, table_contents
 from hrp_harness import HarnessError
 from hrp_harness.platform.cluster import free_port
 from hrp_harness.ops.maintenance import (CRON_SYNC_SQL, SYSTEMD_DIR, first_sundays, repack, report,
@@ -27,7 +28,6 @@ from hrp_harness.platform.paths import REPO
 from hrp_harness.platform.psql import run_file
 
 FILL_SQL = REPO / "data" / "bench" / "predictions_fill.sql"
-TABLES = ("races", "horses", "predictions", "users", "api_credentials")
 JOBS = ("daily_vacuum_analyze", "weekly_report", "monthly_capacity")
 
 
@@ -44,18 +44,6 @@ def fill(dsn: str, races: int = 200, horses: int = 1000, predictions: int = 10_0
                                        "predictions": str(predictions), "months": "24"})
 
 
-def as_app(dsn: str, *statements: str) -> None:
-    """Writes by the application's role (hrp_app's privileges), committed."""
-    with psycopg.connect(dsn) as conn:
-        conn.execute("set role hrp_app")
-        for statement in statements:
-            conn.execute(statement)
-
-
-def content(dsn: str) -> dict:
-    with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(sql.SQL("select * from {} order by id").format(sql.Identifier(t))).fetchall()
-                for t in TABLES}
 
 
 def cron_jobs(cluster, database: str) -> list[tuple]:
@@ -152,10 +140,10 @@ def test_the_monitoring_role_sees_the_jobs_of_its_database(loaded):
 @pytest.mark.cluster
 @pytest.mark.parametrize("job", JOBS)
 def test_each_job_runs_on_a_loaded_database_and_changes_no_row_the_app_wrote(loaded, job):
-    before = content(loaded)
+    before = table_contents(loaded)
     wait_for_counts(loaded, "public.predictions")
     done = run_job(loaded, f"{job}@{dbname(loaded)}")
-    assert content(loaded) == before
+    assert table_contents(loaded) == before
     assert done.run_id is not None and done.findings
     with psycopg.connect(loaded) as conn:
         finished = conn.execute("select job, finished_at is not null from hrp_maintenance.runs"

@@ -17,6 +17,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from helpers import table_contents
 from hrp_harness import HarnessError, migration
 from hrp_harness.migration import sample
 from hrp_harness.migration.source import SPEC_SQLITE_SCHEMA
@@ -381,8 +382,8 @@ def test_dirty_corpus_sequences_past_the_highest_id_and_the_run_recorded(dirty):
 
 def snapshot(dsn) -> dict:
     """Everything a load writes, but the run ledger."""
+    out = table_contents(dsn)
     with psycopg.connect(dsn) as conn:
-        out = {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
         out["quarantine"] = conn.execute(
             "select quarantine_id, run_id, source_table, source_id, reason, source_row"
             " from hrp_migration.quarantine order by quarantine_id").fetchall()
@@ -656,10 +657,6 @@ def test_reconciliation_catches_rows_pgloader_drops_silently(schema_db, tmp_path
 APP_MAPPING = REPO / "data" / "mappings" / "hrp-app-2025.toml"
 
 
-def contents(dsn) -> dict:
-    with psycopg.connect(dsn) as conn:
-        return {t: conn.execute(f"select * from {t} order by id").fetchall() for t in migration.TABLES}
-
 
 @pytest.mark.cluster
 def test_sqlalchemy_declared_types_load_exactly_the_rows_of_the_spec_typed_file(pg_cluster, schema_db, tmp_path):
@@ -677,7 +674,7 @@ def test_sqlalchemy_declared_types_load_exactly_the_rows_of_the_spec_typed_file(
     try:
         load(orm, schema_db)
         load(spec, pg_cluster.dsn("hrp_orm_reference"))
-        assert contents(schema_db) == contents(pg_cluster.dsn("hrp_orm_reference"))
+        assert table_contents(schema_db) == table_contents(pg_cluster.dsn("hrp_orm_reference"))
     finally:
         with psycopg.connect(pg_cluster.dsn(), autocommit=True) as admin:
             admin.execute("drop database hrp_orm_reference")

@@ -10,6 +10,9 @@
 --   month_high_confidence  the high-confidence predictions of one month (a monthly report)
 --   insert_prediction    the app writes one prediction (a commit each, measured apart)
 --   upsert_prediction    the app re-scores a prediction: ON CONFLICT on the spec's unique key
+-- race_statistics and trainer_summary repeat their views' bodies (views/race_statistics.sql,
+-- views/horse_performance_summary.sql): a view is bound to public.predictions when created, and
+-- here each variant's own predictions must be read.
 -- requires: the variants, public.races, public.horses.
 
 prepare point_by_id (bigint) as
