@@ -398,8 +398,7 @@ def test_a_missing_server_is_one_line():
 @pytest.mark.unit
 def test_systemd_units_verify_and_run_existing_tasks(tmp_path):
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is not installed")
+    assert analyze is not None, "systemd-analyze is missing: `./hrp setup` installs systemd (packages.txt)"
     for unit in SYSTEMD_DIR.iterdir():
         shutil.copy(unit, tmp_path / unit.name)
     units = sorted(str(p) for p in tmp_path.iterdir())
